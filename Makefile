@@ -1,0 +1,33 @@
+# Two commands: `make serve` (everything: venv, demo data, pipeline, service) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 3000
+
+.PHONY: serve test bench pipeline venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "leadscore needs Python >= 3.11, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+## The DVC pipeline: demo_data → validate → features → train → evaluate → register
+pipeline: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+## Main job: venv, demo export, pipeline, then the BentoML service on localhost:$(PORT)
+serve: pipeline
+	$(BIN)/leadscore serve --port $(PORT) --print-curl
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf data/ artifacts/ metrics/ plots/ mlflow.db mlartifacts/ .leadscore-cache/

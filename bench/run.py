@@ -1,0 +1,126 @@
+"""Benchmarks: each figure beside a peer measured in the same run. Regenerates the README table.
+
+    make bench            # or: .venv/bin/python bench/run.py [--leads N]
+
+Nothing here is a test: numbers are printed and written to bench/results.json, and the
+performance table in README.md (between the bench markers) is rewritten from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _timeit(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _p(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--leads", type=int, default=5000)
+    ap.add_argument("--single", type=int, default=500, help="single-lead requests to time")
+    args = ap.parse_args()
+
+    import pandas as pd
+
+    from features.build import compute_features
+    from features.contract import read_export
+    from features.snapshots import scoring_snapshots
+    from leadscore.demo import write_demo_export
+    from leadscore.params import load_params
+    from models.base import score_leads
+    from models.rules import RuleScorer, load_rules
+    from training.dataset import build_dataset
+    from training.train import train_model
+
+    params = load_params(ROOT / "params.yaml")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        write_demo_export(tmp / "export", n_leads=args.leads, seed=1)
+        export = read_export(tmp / "export")
+        t_read = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary = build_dataset(export, params, tmp / "dataset")
+        t_features = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model = train_model(tmp / "dataset", params, tmp / "model")
+        t_train = time.perf_counter() - t0
+        rules = RuleScorer(load_rules(), params.features)
+        rows.append(("demo export → checked tables", f"{args.leads:,} leads", f"{t_read:.2f} s", "—"))
+        rows.append(("point-in-time training set", f"{summary['snapshots']:,} snapshots",
+                     f"{summary['snapshots'] / t_features:,.0f} snapshots/s", "—"))
+        rows.append(("LightGBM training (early stopping)", f"{model.info['train_rows']:,} rows, {model.info['trees']} trees",
+                     f"{t_train:.2f} s", "—"))
+
+        as_of = export.data_end
+        snaps = scoring_snapshots(export, as_of)
+        batch = {}
+        for name, scorer in (("model", model), ("rules", rules)):
+            times = _timeit(lambda s=scorer: score_leads(s, snaps, export.leads, export.activities, top_k=3), 3)
+            batch[name] = len(snaps) / statistics.median(times)
+        rows.append(("batch score + 3 reasons", f"{len(snaps):,} leads",
+                     f"model {batch['model']:,.0f} leads/s", f"rules {batch['rules']:,.0f} leads/s "
+                     f"(model/rules {batch['model'] / batch['rules']:.2f}×)"))
+
+        # single lead, in process: what one API call costs without HTTP
+        acts = export.activities.set_index("lead_id", drop=False)
+        leads = export.leads.set_index("lead_id", drop=False)
+        ids = snaps["lead_id"].sample(min(args.single, len(snaps)), random_state=0).tolist()
+        single = {}
+        for name, scorer in (("model", model), ("rules", rules)):
+            lat = []
+            for lead_id in ids:
+                one = snaps[snaps["lead_id"] == lead_id]
+                lead = leads.loc[[lead_id]].reset_index(drop=True)
+                act = acts.loc[[lead_id]].reset_index(drop=True) if lead_id in acts.index else acts.iloc[:0]
+                t0 = time.perf_counter()
+                score_leads(scorer, one, lead, act, top_k=3)
+                lat.append(time.perf_counter() - t0)
+            single[name] = lat
+        rows.append(("single lead score + reasons, in process", f"{len(ids)} leads",
+                     f"model median {statistics.median(single['model']) * 1e3:.2f} ms, p99 {_p(single['model'], 0.99) * 1e3:.2f} ms",
+                     f"rules median {statistics.median(single['rules']) * 1e3:.2f} ms, p99 {_p(single['rules'], 0.99) * 1e3:.2f} ms"))
+
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    results = {"machine": machine, "rows": rows}
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1))
+    table = ["| what | size | leadscore | peer in the same run |", "|---|---|---|---|"]
+    table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    text = "\n".join(table) + f"\n\nMeasured by `make bench` on {machine}.\n"
+    print(text)
+    readme = ROOT / "README.md"
+    content = readme.read_text()
+    if START in content and END in content:
+        head, rest = content.split(START, 1)
+        _, tail = rest.split(END, 1)
+        readme.write_text(f"{head}{START}\n{text}{END}{tail}")
+        print("README.md performance table updated")
+
+
+if __name__ == "__main__":
+    main()

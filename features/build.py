@@ -1,0 +1,260 @@
+"""The one definition of every feature, used by training, batch scoring and the live API.
+
+Features of a (lead, as_of) pair use only what was known at ``as_of``: activities strictly
+before it, and never an activity type that sales logs after the hand-over. The same code
+turns a 1-lead API request and a 100k-snapshot training set into identical numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from features.contract import KNOWN_LEAD_COLUMNS, PERSONAL_COLUMNS
+from features.titles import region, seniority
+from leadscore.params import FeatureParams
+
+DAY = pd.Timedelta(days=1)
+Group = Literal["fit", "interest"]
+Kind = Literal["numeric", "category"]
+# Identifiers and free text that describe no buying behaviour.
+NOT_FEATURES = frozenset({"lead_id", "created_at", "company", "opportunity_id"}) | PERSONAL_COLUMNS
+
+
+@dataclass
+class FeatureDef:
+    """A model input: its name, whether it is fit or interest, and its type (with categories)."""
+
+    name: str
+    group: Group
+    kind: Kind
+    categories: list[str] | None = None
+
+
+@dataclass
+class FeatureSpec:
+    """What a trained model expects, learned from its training data (``fit``) and stored with it."""
+
+    activity_types: list[str]
+    windows_days: list[int]
+    hand_raiser_types: list[str]
+    sales_activity_types: list[str]
+    free_mail_domains: list[str]
+    competitor_domains: list[str]
+    lead_columns: list[str]
+    profile_columns: dict[str, Kind]
+    features: list[FeatureDef] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureSpec":
+        data = dict(data)
+        data["features"] = [FeatureDef(**f) for f in data.get("features", [])]
+        return cls(**data)
+
+
+def _is_numeric_text(values: pd.Series) -> bool:
+    present = values.dropna()
+    if present.empty:
+        return False
+    if pd.api.types.is_bool_dtype(present) or present.map(lambda v: isinstance(v, bool)).any():
+        return False
+    return bool(pd.to_numeric(present, errors="coerce").notna().all())
+
+
+def infer_spec(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    cfg: FeatureParams,
+    *,
+    max_activity_types: int = 40,
+) -> FeatureSpec:
+    """The feature layout for an export: activity vocabulary, profile columns and their types.
+
+    Categories are not known yet; ``learn_categories`` adds them from training rows.
+    """
+    sales = {t.lower() for t in cfg.sales_activity_types}
+    counts = activities.loc[~activities["activity_type"].isin(sales), "activity_type"].value_counts()
+    vocab = sorted(counts.index[:max_activity_types].tolist())
+    lead_columns = [c for c in KNOWN_LEAD_COLUMNS if c in leads.columns]
+    profile = {}
+    for col in leads.columns:
+        if col in NOT_FEATURES or col in KNOWN_LEAD_COLUMNS:
+            continue
+        kind = cfg.column_types.get(col) or ("numeric" if _is_numeric_text(leads[col]) else "category")
+        profile[col] = kind
+    spec = FeatureSpec(
+        activity_types=vocab,
+        windows_days=sorted(cfg.windows_days),
+        hand_raiser_types=[t.lower() for t in cfg.hand_raiser_types],
+        sales_activity_types=sorted(sales),
+        free_mail_domains=[d.lower() for d in cfg.free_mail_domains],
+        competitor_domains=[d.lower() for d in cfg.competitor_domains],
+        lead_columns=lead_columns,
+        profile_columns=profile,
+    )
+    spec.features = _layout(spec)
+    return spec
+
+
+def _layout(spec: FeatureSpec) -> list[FeatureDef]:
+    fit: list[FeatureDef] = []
+    cols = set(spec.lead_columns)
+    for col in ("employees", "annual_revenue"):
+        if col in cols:
+            fit.append(FeatureDef(col, "fit", "numeric"))
+    for col in ("industry", "country", "lead_source"):
+        if col in cols:
+            fit.append(FeatureDef(col, "fit", "category"))
+    if "country" in cols:
+        fit.append(FeatureDef("region", "fit", "category"))
+    if "job_title" in cols:
+        fit.append(FeatureDef("seniority", "fit", "category"))
+    if "email" in cols:
+        fit += [FeatureDef("is_free_mail", "fit", "numeric"), FeatureDef("is_competitor", "fit", "numeric")]
+    fit += [FeatureDef(col, "fit", kind) for col, kind in spec.profile_columns.items()]
+    interest = [FeatureDef("lead_age_days", "interest", "numeric")]
+    for w in spec.windows_days:
+        interest += [FeatureDef(f"{t}_{w}d", "interest", "numeric") for t in spec.activity_types]
+        interest.append(FeatureDef(f"activities_{w}d", "interest", "numeric"))
+    interest += [
+        FeatureDef(f"hand_raisers_{max(spec.windows_days)}d", "interest", "numeric"),
+        FeatureDef("days_since_last_activity", "interest", "numeric"),
+        FeatureDef("days_since_first_activity", "interest", "numeric"),
+        FeatureDef("has_unsubscribed", "interest", "numeric"),
+    ]
+    return fit + interest
+
+
+def _email_domain(email: pd.Series) -> pd.Series:
+    # Only the part after the last "@" is ever looked at; the address itself goes nowhere.
+    return email.map(lambda v: str(v).rsplit("@", 1)[-1].strip().lower() if isinstance(v, str) and "@" in v else None)
+
+
+def _fit_features(profile: pd.DataFrame, spec: FeatureSpec) -> dict[str, pd.Series]:
+    out: dict[str, pd.Series] = {}
+    n = len(profile)
+
+    def column(name: str) -> pd.Series:
+        if name in profile.columns:
+            return profile[name].reset_index(drop=True)
+        return pd.Series([None] * n, dtype="object")
+
+    for col in ("employees", "annual_revenue"):
+        out[col] = pd.to_numeric(column(col), errors="coerce").astype("float64")
+    for col in ("industry", "country", "lead_source"):
+        out[col] = column(col).map(_as_level)
+    out["region"] = column("country").map(region)
+    out["seniority"] = column("job_title").map(seniority)
+    domain = _email_domain(column("email"))
+    has = domain.notna()
+    out["is_free_mail"] = domain.isin(spec.free_mail_domains).astype("float64").where(has)
+    competitors = tuple(spec.competitor_domains)
+    is_comp = domain.map(lambda d: bool(d) and (d in competitors or d.endswith(tuple("." + c for c in competitors))))
+    out["is_competitor"] = is_comp.astype("float64").where(has)
+    for col, kind in spec.profile_columns.items():
+        values = column(col)
+        out[col] = (
+            pd.to_numeric(values, errors="coerce").astype("float64") if kind == "numeric" else values.map(_as_level)
+        )
+    return out
+
+
+def _as_level(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _interest_features(
+    snapshots: pd.DataFrame, created_at: pd.Series, activities: pd.DataFrame, spec: FeatureSpec
+) -> dict[str, pd.Series]:
+    n = len(snapshots)
+    as_of = snapshots["as_of"].to_numpy(dtype="datetime64[ns]")
+    out: dict[str, pd.Series] = {
+        "lead_age_days": pd.Series((as_of - created_at.to_numpy(dtype="datetime64[ns]")) / np.timedelta64(1, "D"))
+    }
+    acts = activities.loc[
+        ~activities["activity_type"].isin(spec.sales_activity_types), ["lead_id", "occurred_at", "activity_type"]
+    ]
+    keyed = pd.DataFrame({"sid": np.arange(n), "lead_id": snapshots["lead_id"].to_numpy(), "as_of": as_of})
+    m = keyed.merge(acts, on="lead_id", how="inner")
+    m = m.loc[m["occurred_at"].to_numpy(dtype="datetime64[ns]") < m["as_of"].to_numpy(dtype="datetime64[ns]")]
+    sid = m["sid"].to_numpy(dtype=np.int64)
+    age = (m["as_of"].to_numpy(dtype="datetime64[ns]") - m["occurred_at"].to_numpy(dtype="datetime64[ns]")) / np.timedelta64(1, "D")
+    n_types = len(spec.activity_types)
+    type_idx = pd.Categorical(m["activity_type"], categories=spec.activity_types).codes.astype(np.int64)
+    for w in spec.windows_days:
+        in_window = age <= w
+        known = in_window & (type_idx >= 0)
+        flat = np.bincount(sid[known] * max(n_types, 1) + type_idx[known], minlength=n * max(n_types, 1))
+        matrix = flat.reshape(n, max(n_types, 1)).astype("float64")
+        for j, t in enumerate(spec.activity_types):
+            out[f"{t}_{w}d"] = pd.Series(matrix[:, j])
+        out[f"activities_{w}d"] = pd.Series(np.bincount(sid[in_window], minlength=n).astype("float64"))
+    longest = max(spec.windows_days)
+    raised = (age <= longest) & np.isin(m["activity_type"].to_numpy(dtype=object), spec.hand_raiser_types)
+    out[f"hand_raisers_{longest}d"] = pd.Series(np.bincount(sid[raised], minlength=n).astype("float64"))
+    last = np.full(n, np.nan)
+    first = np.full(n, np.nan)
+    if len(sid):
+        order = np.argsort(sid, kind="stable")
+        s_sorted, a_sorted = sid[order], age[order]
+        starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+        last[s_sorted[starts]] = np.minimum.reduceat(a_sorted, starts)
+        first[s_sorted[starts]] = np.maximum.reduceat(a_sorted, starts)
+    out["days_since_last_activity"] = pd.Series(last)
+    out["days_since_first_activity"] = pd.Series(first)
+    unsub = m["activity_type"].to_numpy(dtype=object) == "unsubscribe"
+    out["has_unsubscribed"] = pd.Series((np.bincount(sid[unsub], minlength=n) > 0).astype("float64"))
+    return out
+
+
+def compute_features(
+    snapshots: pd.DataFrame, leads: pd.DataFrame, activities: pd.DataFrame, spec: FeatureSpec
+) -> pd.DataFrame:
+    """Raw feature values (categories as text) for each (lead_id, as_of) row of ``snapshots``."""
+    profile = leads.drop_duplicates("lead_id").set_index("lead_id").reindex(snapshots["lead_id"].to_numpy())
+    raw = _fit_features(profile, spec)
+    raw |= _interest_features(snapshots.reset_index(drop=True), profile["created_at"], activities, spec)
+    frame = pd.DataFrame({f.name: raw[f.name] for f in spec.features})
+    frame.index = snapshots.index
+    return frame
+
+
+def learn_categories(spec: FeatureSpec, raw: pd.DataFrame, max_levels: int) -> FeatureSpec:
+    """Fix each categorical feature's levels from training rows: the most frequent ``max_levels``."""
+    for f in spec.features:
+        if f.kind == "category":
+            counts = raw[f.name].dropna().astype(str).value_counts()
+            f.categories = sorted(counts.index[:max_levels].tolist())
+    return spec
+
+
+def encode(raw: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Model-ready columns: floats, and categoricals with the training levels (unseen → missing)."""
+    cols = {}
+    for f in spec.features:
+        if f.kind == "category":
+            values = raw[f.name].astype("object").where(raw[f.name].notna(), None)
+            cols[f.name] = pd.Categorical(values, categories=f.categories or [])
+        else:
+            cols[f.name] = raw[f.name].astype("float64")
+    return pd.DataFrame(cols, index=raw.index)
+
+
+def build_features(
+    snapshots: pd.DataFrame, leads: pd.DataFrame, activities: pd.DataFrame, spec: FeatureSpec
+) -> pd.DataFrame:
+    """Encoded features for ``snapshots``: exactly what the model sees, batch or online."""
+    return encode(compute_features(snapshots, leads, activities, spec), spec)

@@ -1,0 +1,266 @@
+"""The CRM export contract: reading, checking and normalising the three tables.
+
+An export is a folder with ``leads``, ``activities`` and ``opportunities``, each as CSV or
+Parquet. Every problem is reported with file, row, column, what was expected and what was
+found. Rows that cannot be used are dropped *and counted*; a missing table or column is fatal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TABLES = ("leads", "activities", "opportunities")
+REQUIRED = {
+    "leads": ("lead_id", "created_at"),
+    "activities": ("lead_id", "occurred_at", "activity_type"),
+    "opportunities": ("lead_id", "created_at", "closed_at", "stage"),
+}
+# Known optional lead columns; everything else in `leads` is a profile attribute.
+KNOWN_LEAD_COLUMNS = (
+    "email", "company", "industry", "employees", "annual_revenue", "country", "job_title", "lead_source",
+)
+NUMERIC_LEAD_COLUMNS = ("employees", "annual_revenue")
+# Personal data: never a feature, never logged. E-mail is used for its domain only.
+PERSONAL_COLUMNS = frozenset({
+    "email", "first_name", "last_name", "name", "full_name", "firstname", "lastname",
+    "vorname", "nachname", "phone", "mobile", "telefon", "street", "address", "linkedin_url",
+})
+STAGES = ("open", "won", "lost")
+TIMESTAMP_DTYPE = "datetime64[ns]"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: ``row`` is the 1-based data row (the CSV line is ``row + 1``), None for the whole file."""
+
+    file: str
+    row: int | None
+    column: str | None
+    expected: str
+    found: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.column:
+            where += f", column '{self.column}'"
+        return f"{where}: expected {self.expected}, found {self.found}"
+
+
+class ContractError(ValueError):
+    """The export cannot be used at all (missing table or required column)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Export:
+    """A checked export: clean tables plus every problem found and the rows dropped per table."""
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame
+    opportunities: pd.DataFrame
+    problems: list[Problem] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def data_end(self) -> pd.Timestamp:
+        """The last moment the export has observed: its latest timestamp of any kind."""
+        stamps = [
+            self.leads["created_at"].max(),
+            self.activities["occurred_at"].max() if len(self.activities) else pd.NaT,
+            self.opportunities["created_at"].max() if len(self.opportunities) else pd.NaT,
+            self.opportunities["closed_at"].max() if len(self.opportunities) else pd.NaT,
+        ]
+        return max(s for s in stamps if pd.notna(s))
+
+
+def _find_table(folder: Path, name: str) -> Path | None:
+    for suffix in (".parquet", ".csv"):
+        candidate = folder / f"{name}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    # Everything as text first: parsing is ours, so a bad cell is reported, not guessed.
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """ISO 8601 text or datetimes → naive UTC ``datetime64[ns]``; unparseable → NaT."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype(TIMESTAMP_DTYPE)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.astype(TIMESTAMP_DTYPE)
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    return parsed.dt.tz_localize(None).astype(TIMESTAMP_DTYPE)
+
+
+def _clean_text(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Text cells stripped, with empty cells as None (object dtype: pandas 3 would pick ``str``)."""
+    return pd.Series([_clean_text(v) for v in values], index=values.index, dtype="object")
+
+
+def _lower(values: pd.Series) -> pd.Series:
+    return pd.Series([v.lower() if v else None for v in _text(values)], index=values.index, dtype="object")
+
+
+class _Checker:
+    def __init__(self, file: str):
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def bad_rows(self, mask: pd.Series, column: str, expected: str, found: pd.Series) -> pd.Series:
+        """Record one problem per row in ``mask`` and return the mask."""
+        for idx in np.flatnonzero(mask.to_numpy()):
+            value = found.iloc[idx]
+            shown = "empty" if value is None or (isinstance(value, float) and np.isnan(value)) else repr(value)
+            self.problems.append(Problem(self.file, int(idx) + 1, column, expected, shown))
+        return mask
+
+
+def _missing_columns(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
+    return [
+        Problem(file, None, col, f"a column '{col}'", f"columns {list(df.columns)}")
+        for col in REQUIRED[table]
+        if col not in df.columns
+    ]
+
+
+def check_leads(raw: pd.DataFrame, file: str = "leads") -> tuple[pd.DataFrame, list[Problem], int]:
+    """Validate and normalise a leads table. Returns (clean, problems, dropped rows)."""
+    chk = _Checker(file)
+    df = raw.reset_index(drop=True).copy()
+    df["lead_id"] = _text(df["lead_id"])
+    drop = chk.bad_rows(df["lead_id"].isna(), "lead_id", "a non-empty id", df["lead_id"])
+    dup = df["lead_id"].duplicated(keep="first") & df["lead_id"].notna()
+    drop |= chk.bad_rows(dup, "lead_id", "a unique id (duplicate of an earlier row)", df["lead_id"])
+    created = parse_timestamps(df["created_at"])
+    drop |= chk.bad_rows(created.isna(), "created_at", "an ISO 8601 timestamp", df["created_at"])
+    df["created_at"] = created
+    for col in NUMERIC_LEAD_COLUMNS:
+        if col not in df.columns:
+            continue
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = (num.isna() & df[col].notna()) | (num < 0) | ~np.isfinite(num.fillna(0))
+        # A bad size is a bad cell, not a bad lead: keep the row, blank the cell.
+        chk.bad_rows(bad, col, "a non-negative number", df[col])
+        df[col] = num.where(~bad).astype("float64")
+    for col in df.columns:
+        if col not in ("lead_id", "created_at", *NUMERIC_LEAD_COLUMNS) and not pd.api.types.is_numeric_dtype(df[col]):
+            df[col] = _text(df[col])
+    clean = df.loc[~drop].reset_index(drop=True)
+    return clean, chk.problems, int(drop.sum())
+
+
+def check_activities(
+    raw: pd.DataFrame, lead_ids: set[str], file: str = "activities"
+) -> tuple[pd.DataFrame, list[Problem], int]:
+    """Validate and normalise an activity log against the known lead ids."""
+    chk = _Checker(file)
+    df = raw.reset_index(drop=True).copy()
+    df["lead_id"] = _text(df["lead_id"])
+    drop = chk.bad_rows(df["lead_id"].isna(), "lead_id", "a lead id", df["lead_id"])
+    unknown = df["lead_id"].notna() & ~df["lead_id"].isin(lead_ids)
+    drop |= chk.bad_rows(unknown, "lead_id", "an id present in leads", df["lead_id"])
+    occurred = parse_timestamps(df["occurred_at"])
+    drop |= chk.bad_rows(occurred.isna(), "occurred_at", "an ISO 8601 timestamp", df["occurred_at"])
+    df["occurred_at"] = occurred
+    df["activity_type"] = _lower(df["activity_type"])
+    drop |= chk.bad_rows(df["activity_type"].isna(), "activity_type", "an activity type", df["activity_type"])
+    for col in ("channel", "campaign"):
+        if col in df.columns:
+            df[col] = _text(df[col])
+    clean = df.loc[~drop].reset_index(drop=True)
+    return clean, chk.problems, int(drop.sum())
+
+
+def check_opportunities(
+    raw: pd.DataFrame, lead_ids: set[str], file: str = "opportunities"
+) -> tuple[pd.DataFrame, list[Problem], int]:
+    """Validate and normalise opportunities: stage in {open, won, lost}, closed_at set iff closed."""
+    chk = _Checker(file)
+    df = raw.reset_index(drop=True).copy()
+    df["lead_id"] = _text(df["lead_id"])
+    drop = chk.bad_rows(df["lead_id"].isna(), "lead_id", "a lead id", df["lead_id"])
+    unknown = df["lead_id"].notna() & ~df["lead_id"].isin(lead_ids)
+    drop |= chk.bad_rows(unknown, "lead_id", "an id present in leads", df["lead_id"])
+    created = parse_timestamps(df["created_at"])
+    drop |= chk.bad_rows(created.isna(), "created_at", "an ISO 8601 timestamp", df["created_at"])
+    stage = _lower(df["stage"])
+    drop |= chk.bad_rows(~stage.isin(STAGES), "stage", "one of open, won, lost", df["stage"])
+    closed_raw = _text(df["closed_at"]) if not pd.api.types.is_datetime64_any_dtype(df["closed_at"]) else df["closed_at"]
+    closed = parse_timestamps(df["closed_at"])
+    unparsable = closed.isna() & pd.Series(closed_raw).notna()
+    drop |= chk.bad_rows(unparsable, "closed_at", "an ISO 8601 timestamp or empty", df["closed_at"])
+    missing_close = stage.isin(("won", "lost")) & closed.isna() & ~unparsable
+    drop |= chk.bad_rows(missing_close, "closed_at", "a close date for a won or lost deal", df["closed_at"])
+    early = closed.notna() & created.notna() & (closed < created)
+    drop |= chk.bad_rows(early, "closed_at", "a date at or after created_at", df["closed_at"])
+    # An open deal with a close date is contradictory but harmless: report it, keep the row open.
+    open_closed = (stage == "open") & closed.notna()
+    chk.bad_rows(open_closed, "closed_at", "empty while stage is open", df["closed_at"])
+    df["created_at"], df["stage"] = created, stage
+    df["closed_at"] = closed.where(stage != "open")
+    if "amount" in df.columns:
+        df["amount"] = pd.to_numeric(df["amount"], errors="coerce").astype("float64")
+    clean = df.loc[~drop].reset_index(drop=True)
+    return clean, chk.problems, int(drop.sum())
+
+
+def read_export(folder: Path | str) -> Export:
+    """Read and check an export folder. Raises ContractError when it cannot be used at all."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ContractError([Problem(str(folder), None, None, "a folder with leads, activities, opportunities", "no such folder")])
+    paths = {name: _find_table(folder, name) for name in TABLES}
+    fatal = [
+        Problem(str(folder / f"{name}.csv"), None, None, f"a table '{name}' (.csv or .parquet)", "no such file")
+        for name, p in paths.items()
+        if p is None
+    ]
+    if fatal:
+        raise ContractError(fatal)
+    raw: dict[str, pd.DataFrame] = {}
+    for name, p in paths.items():
+        try:
+            raw[name] = _read_table(p)
+        except Exception as exc:  # an unreadable file is a contract problem, not a traceback
+            fatal.append(Problem(str(p), None, None, "a readable CSV or Parquet table", f"{type(exc).__name__}: {exc}"))
+            continue
+        fatal += _missing_columns(raw[name], name, str(p))
+    if fatal:
+        raise ContractError(fatal)
+    leads, p_leads, d_leads = check_leads(raw["leads"], str(paths["leads"]))
+    ids = set(leads["lead_id"])
+    acts, p_acts, d_acts = check_activities(raw["activities"], ids, str(paths["activities"]))
+    opps, p_opps, d_opps = check_opportunities(raw["opportunities"], ids, str(paths["opportunities"]))
+    if leads.empty:
+        raise ContractError(p_leads + [Problem(str(paths["leads"]), None, None, "at least one usable lead", "none")])
+    return Export(
+        leads=leads,
+        activities=acts,
+        opportunities=opps,
+        problems=p_leads + p_acts + p_opps,
+        dropped={"leads": d_leads, "activities": d_acts, "opportunities": d_opps},
+        files={name: str(p) for name, p in paths.items()},
+    )

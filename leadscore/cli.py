@@ -1,0 +1,306 @@
+"""The ``leadscore`` command: one verb per workflow step, each a thin layer over a function."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Predictive lead scoring: CRM export → features → LightGBM in MLflow → scores with reasons.",
+)
+console = Console(stderr=True)
+out = Console()
+
+DEFAULT_DATASET = Path("artifacts/dataset")
+DEFAULT_MODEL = Path("artifacts/model")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _known_errors():
+    from features.contract import ContractError
+    from leadscore.params import ParamsError
+    from models.lgbm import ModelLoadError
+    from models.rules import RulesError
+
+    return (ContractError, ParamsError, RulesError, ModelLoadError, ValueError, FileNotFoundError)
+
+
+def _params(path: Path):
+    from leadscore.params import load_params
+
+    return load_params(path)
+
+
+class _Guard:
+    """Turn the errors a user can act on into one clear message and exit code 1, never a traceback."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is not None and isinstance(exc, _known_errors()):
+            _fail(str(exc))
+        return False
+
+
+ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="Pipeline parameters (YAML).")
+
+
+@app.command("demo-data")
+def demo_data(
+    out_dir: Path = typer.Argument(..., help="Folder to write leads, activities and opportunities into."),
+    leads: int = typer.Option(5000, "--leads", min=10, help="Number of leads."),
+    seed: int = typer.Option(42, "--seed", help="Random seed (same seed, same export)."),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+) -> None:
+    """Write a realistic demo CRM export (fit, intent, negative persona, the sales-activity leak trap)."""
+    from leadscore.demo import write_demo_export
+
+    if fmt not in ("csv", "parquet"):
+        _fail(f"--format: expected csv or parquet, found {fmt!r}", 2)
+    with console.status(f"writing {leads:,} demo leads to {out_dir}"):
+        counts = write_demo_export(out_dir, n_leads=leads, seed=seed, fmt=fmt)
+    console.print(f"[green]wrote[/] {out_dir}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
+
+
+@app.command()
+def validate(
+    data: Path = typer.Argument(..., help="CRM export folder."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on any problem, not only fatal ones."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write counts and problems as JSON."),
+    show: int = typer.Option(50, "--show", help="Problems to print (all are in --report)."),
+) -> None:
+    """Check an export against the contract; every problem names file, row, column, expected, found."""
+    from features.contract import ContractError, read_export
+
+    try:
+        export = read_export(data)
+    except ContractError as exc:
+        for p in exc.problems:
+            console.print(f"[red]✗[/] {p}", highlight=False)
+        if report:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(json.dumps({"fatal": [str(p) for p in exc.problems]}, indent=1))
+        raise typer.Exit(1)
+    table = Table(title=f"{data}", show_edge=False)
+    for col in ("table", "usable rows", "dropped rows"):
+        table.add_column(col, justify="right" if col != "table" else "left")
+    for name, frame in (("leads", export.leads), ("activities", export.activities), ("opportunities", export.opportunities)):
+        table.add_row(name, f"{len(frame):,}", f"{export.dropped[name]:,}")
+    out.print(table)
+    for p in export.problems[:show]:
+        console.print(f"[yellow]![/] {p}", highlight=False)
+    if len(export.problems) > show:
+        console.print(f"… and {len(export.problems) - show:,} more problems (see --report)")
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({
+            "rows": {"leads": len(export.leads), "activities": len(export.activities), "opportunities": len(export.opportunities)},
+            "dropped_rows": export.dropped,
+            "problems": len(export.problems),
+            "problem_list": [str(p) for p in export.problems],
+        }, indent=1))
+    if export.problems:
+        console.print(f"{len(export.problems):,} problem(s); {sum(export.dropped.values()):,} row(s) unusable and left out")
+        if strict:
+            raise typer.Exit(1)
+    else:
+        console.print("[green]✓ export matches the contract[/]")
+
+
+@app.command()
+def features(
+    data: Path = typer.Option(..., "--data", help="CRM export folder."),
+    out_dir: Path = typer.Option(DEFAULT_DATASET, "--out", help="Where the training set goes."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Build the labelled point-in-time training set (snapshots, features, time split)."""
+    from training.dataset import build_dataset
+
+    with _Guard():
+        params = _params(params_path)
+        with console.status("building point-in-time snapshots and features"):
+            summary = build_dataset(data, params, out_dir)
+    console.print(
+        f"[green]✓[/] {summary['snapshots']:,} snapshots of {summary['leads']:,} leads, "
+        f"{summary['positives']:,} won; censored {summary['censored_horizon']:,} (horizon not over) "
+        f"+ {summary['censored_open_deal']:,} (deal still open); splits {summary['rows_by_split']}",
+        highlight=False,
+    )
+
+
+@app.command()
+def train(
+    data: Optional[Path] = typer.Option(None, "--data", help="CRM export: build features, train, evaluate, register."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="A training set from `leadscore features` instead."),
+    model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir", help="Where the model folder goes."),
+    do_evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate against the rules."),
+    do_register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow, register, set alias."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Train LightGBM; with --data the whole chain: features → train → evaluate → register."""
+    from training.dataset import build_dataset
+    from training.evaluate import evaluate as run_evaluate
+    from training.register import register_model
+    from training.train import train_model
+
+    if (data is None) == (dataset is None):
+        _fail("give exactly one of --data (an export) or --dataset (a built training set)", 2)
+    if data is None and (do_evaluate or do_register):
+        _fail("--evaluate and --register need the export: use --data, or add --no-evaluate --no-register", 2)
+    with _Guard():
+        params = _params(params_path)
+        if data is not None:
+            dataset = DEFAULT_DATASET if dataset is None else dataset
+            with console.status("building features"):
+                build_dataset(data, params, dataset)
+        with console.status("training LightGBM"):
+            model = train_model(dataset, params, model_dir)
+        console.print(f"[green]✓[/] trained {model.info['trees']} trees on {model.info['train_rows']:,} snapshots → {model_dir}")
+        if do_evaluate:
+            metrics = run_evaluate(dataset, model_dir, data, params)
+            _print_metrics(metrics)
+            if do_register:
+                with console.status("registering in MLflow"):
+                    reg = register_model(model_dir, dataset, metrics, params)
+                console.print(f"[green]✓[/] registered {reg['model_name']} version {reg['version']} as @{reg['alias']} ({reg['tracking_uri']})")
+
+
+def _print_metrics(metrics: dict) -> None:
+    table = Table(title=f"test period: {metrics['test_rows']:,} snapshots, {metrics['test_positives']:,} won", show_edge=False)
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("rules (SLA)", justify="right")
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier"):
+        table.add_row(key, f"{metrics['model'][key]:.4f}", f"{metrics['rules'][key]:.4f}")
+    out.print(table)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    data: Path = typer.Option(..., "--data", help="The CRM export the training set came from."),
+    dataset: Path = typer.Option(DEFAULT_DATASET, "--dataset"),
+    model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir"),
+    metrics_file: Path = typer.Option(Path("metrics/evaluate.json"), "--metrics"),
+    roc_file: Optional[Path] = typer.Option(Path("plots/roc.csv"), "--roc"),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Model and SLA rules on the same test-period snapshots: ROC AUC, PR AUC, log loss, Brier."""
+    from training.evaluate import evaluate as run_evaluate
+
+    with _Guard():
+        metrics = run_evaluate(dataset, model_dir, data, _params(params_path), metrics_file=metrics_file, roc_file=roc_file)
+    _print_metrics(metrics)
+
+
+@app.command()
+def register(
+    dataset: Path = typer.Option(DEFAULT_DATASET, "--dataset"),
+    model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir"),
+    metrics_file: Path = typer.Option(Path("metrics/evaluate.json"), "--metrics"),
+    out_file: Optional[Path] = typer.Option(Path("artifacts/registered.json"), "--out"),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Log the run to MLflow, register a new version of `lead-scoring` and point `champion` at it."""
+    from training.register import register_model
+
+    with _Guard():
+        metrics = json.loads(metrics_file.read_text())
+        reg = register_model(model_dir, dataset, metrics, _params(params_path))
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(reg, indent=1))
+    console.print(f"[green]✓[/] registered {reg['model_name']} version {reg['version']} as @{reg['alias']} ({reg['tracking_uri']})")
+
+
+@app.command()
+def score(
+    data: Path = typer.Option(..., "--data", help="CRM export folder."),
+    as_of: str = typer.Option(..., "--as-of", help="ISO timestamp; only data before it is used."),
+    out_file: Path = typer.Option(..., "--out", help="CSV to write."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A model folder instead of the registry champion."),
+    top_k: int = typer.Option(3, "--top-k", min=0, max=20),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Score every lead without an opportunity before --as-of, with the champion (or the rules)."""
+    import pandas as pd
+
+    from features.contract import read_export
+    from features.snapshots import scoring_snapshots
+    from models.base import score_leads
+    from models.policy import primary_scorer
+
+    ts = pd.to_datetime(as_of, errors="coerce", utc=True)
+    if pd.isna(ts):
+        _fail(f"--as-of: expected an ISO 8601 timestamp, found {as_of!r}", 2)
+    ts = ts.tz_localize(None)
+    with _Guard():
+        params = _params(params_path)
+        export = read_export(data)
+        scorer, why = primary_scorer(params.features, model_dir=model_dir)
+        if why:
+            console.print(f"[yellow]rules answer:[/] {why}", highlight=False)
+        snaps = scoring_snapshots(export, ts)
+        with console.status(f"scoring {len(snaps):,} leads as of {ts.isoformat()}"):
+            results = score_leads(scorer, snaps, export.leads, export.activities, top_k=top_k)
+    rows = [{
+        "lead_id": r.lead_id,
+        "as_of": ts.isoformat(),
+        "probability": r.probability,
+        "score": r.score,
+        "grade": r.grade,
+        "scorer": r.scorer,
+        "model_version": r.model_version,
+        "fallback_reason": why,
+        "reasons": " | ".join(reason.text for reason in r.reasons),
+    } for r in results]
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=["lead_id", "as_of", "probability", "score", "grade", "scorer", "model_version",
+                                "fallback_reason", "reasons"]).to_csv(out_file, index=False)
+    console.print(f"[green]✓[/] scored {len(rows):,} leads with {scorer.name} {scorer.version} → {out_file}")
+
+
+@app.command()
+def serve(
+    port: int = typer.Option(3000, "--port", help="HTTP port."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
+    print_curl: bool = typer.Option(False, "--print-curl", help="Print a curl that scores a demo lead."),
+    data: Path = typer.Option(Path("data/demo"), "--data", help="Export to take the --print-curl lead from."),
+) -> None:
+    """Start the BentoML scoring service (model from the registry alias, rules as fallback)."""
+    if print_curl:
+        try:
+            from serving.example import example_request
+
+            body = example_request(data)
+            console.print("\n[bold]Score a demo lead[/] (once the service says it is listening):")
+            out.print(
+                f"curl -s -X POST http://localhost:{port}/score -H 'Content-Type: application/json' \\\n"
+                f"  -d {shlex.quote(json.dumps(body, separators=(',', ':')))}\n",
+                soft_wrap=True, highlight=False, markup=False,
+            )
+        except Exception as exc:  # the curl is a courtesy; the service still starts
+            console.print(f"[yellow]no example lead:[/] {exc}")
+    bentoml = Path(sys.executable).with_name("bentoml")
+    cmd = [str(bentoml), "serve", "serving.service:LeadScoring", "--host", host, "--port", str(port)]
+    os.execvp(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    app()

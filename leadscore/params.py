@@ -1,0 +1,106 @@
+"""``params.yaml`` as typed objects: a wrong key or value fails with its dotted path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataParams(_Strict):
+    export_dir: Path = Path("data/demo")
+    demo_leads: int = Field(5000, gt=0)
+    demo_seed: int = 42
+
+
+class FeatureParams(_Strict):
+    snapshot_every_days: int = Field(7, gt=0)
+    max_snapshot_age_days: int = Field(180, gt=0)
+    horizon_days: int = Field(90, gt=0)
+    windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90], min_length=1)
+    sales_activity_types: list[str] = Field(
+        default_factory=lambda: ["sales_call", "meeting", "proposal_sent"]
+    )
+    hand_raiser_types: list[str] = Field(
+        default_factory=lambda: ["demo_request", "contact_form", "trial_signup"]
+    )
+    free_mail_domains: list[str] = Field(default_factory=list)
+    competitor_domains: list[str] = Field(default_factory=list)
+    column_types: dict[str, str] = Field(default_factory=dict)
+    max_category_levels: int = Field(50, gt=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "FeatureParams":
+        bad = {k: v for k, v in self.column_types.items() if v not in ("numeric", "category")}
+        if bad:
+            raise ValueError(f"column_types values must be 'numeric' or 'category', found {bad}")
+        if any(w <= 0 for w in self.windows_days):
+            raise ValueError(f"windows_days must be positive, found {self.windows_days}")
+        return self
+
+
+class SplitParams(_Strict):
+    validation_share: float = Field(0.15, gt=0, lt=0.5)
+    test_share: float = Field(0.15, gt=0, lt=0.5)
+
+
+class TrainParams(_Strict):
+    seed: int = 7
+    num_boost_round: int = Field(1000, gt=0)
+    early_stopping_rounds: int = Field(50, gt=0)
+    lgbm: dict[str, Any] = Field(default_factory=lambda: {"objective": "binary", "verbose": -1})
+
+
+class GradeParams(_Strict):
+    a: float = Field(0.30, gt=0, lt=1)
+    b: float = Field(0.15, gt=0, lt=1)
+    c: float = Field(0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "GradeParams":
+        if not self.a > self.b > self.c:
+            raise ValueError(f"grade cut-offs must satisfy a > b > c, found {self.a}, {self.b}, {self.c}")
+        return self
+
+
+class RegisterParams(_Strict):
+    model_name: str = "lead-scoring"
+    alias: str = "champion"
+
+
+class Params(_Strict):
+    data: DataParams = Field(default_factory=DataParams)
+    features: FeatureParams = Field(default_factory=FeatureParams)
+    split: SplitParams = Field(default_factory=SplitParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    grades: GradeParams = Field(default_factory=GradeParams)
+    registry: RegisterParams = Field(default_factory=RegisterParams)
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing or invalid; the message names the file and the dotted key."""
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; a missing file gives the defaults."""
+    path = Path(path)
+    if not path.exists():
+        return Params()
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']} (found {err.get('input')!r})"
+            for err in exc.errors()
+        ]
+        raise ParamsError("\n".join(lines)) from None

@@ -1,0 +1,120 @@
+"""The LightGBM scorer: a booster in LightGBM's text format plus the feature spec it was trained on.
+
+On disk (and in the MLflow registry) a model is an MLflow model folder: ``model.lgb`` written by
+``Booster.save_model`` (text, never a pickle) and an ``MLmodel`` file whose ``metadata.leadscore``
+holds the feature spec, grade cut-offs and the training window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import yaml
+
+from features.build import FeatureSpec, encode
+from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
+from models.texts import describe
+
+MODEL_FILE = "model.lgb"
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder that cannot be used; serving falls back to the rules."""
+
+
+@dataclass
+class LeadModel:
+    booster: lgb.Booster
+    spec: FeatureSpec
+    grades: dict[str, float]
+    info: dict[str, Any]
+    version: str = "local"
+    name = "model"
+
+    def metadata(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "grades": self.grades, "info": self.info}
+
+    def predict_proba(self, raw: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(encode(raw, self.spec))
+
+    def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3) -> list[LeadScore]:
+        """Probabilities with exact TreeSHAP reasons (LightGBM's own ``pred_contrib``)."""
+        if raw.empty:
+            return []
+        X = encode(raw, self.spec)
+        proba = self.booster.predict(X)
+        contrib = self.booster.predict(X, pred_contrib=True)[:, :-1]  # last column: the base value
+        scores = score_from_probability(proba)
+        grades = grade_from_cutoffs(proba, self.grades["a"], self.grades["b"], self.grades["c"])
+        names = self.spec.names
+        out = []
+        for i, lead_id in enumerate(lead_ids):
+            order = np.argsort(-np.abs(contrib[i]), kind="stable")[:top_k]
+            reasons = []
+            for j in order:
+                if contrib[i, j] == 0:
+                    continue
+                value = display_value(raw.iloc[i][names[j]])
+                reasons.append(Reason(names[j], value, float(contrib[i, j]), describe(names[j], value)))
+            out.append(
+                LeadScore(
+                    lead_id=lead_id,
+                    probability=float(proba[i]),
+                    score=int(scores[i]),
+                    grade=grades[i],
+                    reasons=reasons,
+                    scorer="model",
+                    model_version=self.version,
+                )
+            )
+        return out
+
+    def save(self, folder: Path | str, *, input_example: pd.DataFrame | None = None) -> Path:
+        """Write an MLflow model folder (``mlflow.lightgbm`` flavour, text booster)."""
+        import mlflow.lightgbm
+
+        folder = Path(folder)
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        mlflow.lightgbm.save_model(
+            self.booster,
+            str(folder),
+            signature=self.signature(),
+            metadata={"leadscore": self.metadata()},
+        )
+        return folder
+
+    def signature(self):
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema
+
+        inputs = Schema([ColSpec("string" if f.kind == "category" else "double", f.name) for f in self.spec.features])
+        outputs = Schema([ColSpec("double", "probability")])
+        return ModelSignature(inputs=inputs, outputs=outputs)
+
+    @classmethod
+    def load(cls, folder: Path | str, version: str = "local") -> "LeadModel":
+        """Load a model folder; anything but a readable text booster raises ModelLoadError."""
+        folder = Path(folder)
+        mlmodel, booster_file = folder / "MLmodel", folder / MODEL_FILE
+        if not mlmodel.exists() or not booster_file.exists():
+            raise ModelLoadError(f"{folder}: expected MLmodel and {MODEL_FILE}, found {sorted(p.name for p in folder.glob('*'))}")
+        head = booster_file.read_bytes()[:64]
+        if not head.startswith(b"tree"):
+            # LightGBM text models start with "tree"; anything else (a pickle, say) is refused.
+            raise ModelLoadError(f"{booster_file}: expected a LightGBM text model, found {head[:16]!r}")
+        meta = (yaml.safe_load(mlmodel.read_text()) or {}).get("metadata", {}).get("leadscore")
+        if not meta:
+            raise ModelLoadError(f"{mlmodel}: no leadscore metadata (feature spec)")
+        try:
+            booster = lgb.Booster(model_file=str(booster_file))
+        except lgb.basic.LightGBMError as exc:
+            raise ModelLoadError(f"{booster_file}: {exc}") from None
+        return cls(booster, FeatureSpec.from_dict(meta["spec"]), meta["grades"], meta.get("info", {}), version)

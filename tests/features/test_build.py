@@ -1,0 +1,113 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import build_features, compute_features, infer_spec, learn_categories
+from features.contract import read_export
+from features.titles import region, seniority
+from leadscore.params import load_params
+from tests.helpers import tiny_export
+
+PARAMS = load_params()
+
+
+@pytest.fixture()
+def export(tmp_path):
+    return read_export(tiny_export(tmp_path / "x"))
+
+
+def _features(export, as_of, activities=None):
+    spec = infer_spec(export.leads, export.activities, PARAMS.features)
+    snaps = pd.DataFrame({"lead_id": export.leads["lead_id"], "as_of": pd.Timestamp(as_of)})
+    return compute_features(snaps, export.leads, export.activities if activities is None else activities, spec)
+
+
+@pytest.mark.parametrize(
+    "title, level",
+    [
+        ("Geschäftsführer", "c_level"), ("CEO", "c_level"), ("Inhaberin", "c_level"),
+        ("VP Engineering", "vp_director"), ("Bereichsleiter Vertrieb", "vp_director"),
+        ("Head of Marketing", "head_manager"), ("Leiterin Einkauf", "head_manager"), ("IT-Leiter", "head_manager"),
+        ("Werkstudent Marketing", "student"), ("Student", "student"), ("Praktikant", "intern"),
+        ("Marketing Intern", "intern"), ("Freelancer", "freelancer"), ("Freiberuflicher Berater", "freelancer"),
+        ("Sachbearbeiter", "individual_contributor"), ("", "unknown"), (None, "unknown"),
+    ],
+)
+def test_seniority_from_german_and_english_titles(title, level):
+    assert seniority(title) == level
+
+
+def test_region():
+    assert [region(c) for c in ("DE", "at", "FR", "US", None)] == ["DACH", "DACH", "EU", "other", "unknown"]
+
+
+def test_activity_at_or_after_as_of_changes_nothing(export):
+    as_of = pd.Timestamp("2025-01-20")
+    before = _features(export, as_of)
+    later = pd.DataFrame({
+        "lead_id": ["L1", "L1", "L2"],
+        "occurred_at": [as_of, as_of + pd.Timedelta(seconds=1), as_of + pd.Timedelta(days=3)],
+        "activity_type": ["demo_request", "pricing_page_view", "email_click"],
+    })
+    after = _features(export, as_of, pd.concat([export.activities, later], ignore_index=True))
+    pd.testing.assert_frame_equal(before, after)
+    # and an activity just before as_of does change something (the test can fail)
+    earlier = later.assign(occurred_at=as_of - pd.Timedelta(seconds=1))
+    changed = _features(export, as_of, pd.concat([export.activities, earlier], ignore_index=True))
+    assert changed.loc[0, "demo_request_7d"] == before.loc[0, "demo_request_7d"] + 1
+
+
+def test_sales_activities_never_feed_a_feature(export):
+    as_of = pd.Timestamp("2025-03-29")
+    without = export.activities[~export.activities["activity_type"].isin(PARAMS.features.sales_activity_types)]
+    # Even a sales call logged *before* as_of is not a feature: sales' judgement is not the lead's behaviour.
+    extra = pd.DataFrame({"lead_id": ["L3"] * 3, "occurred_at": [pd.Timestamp("2025-03-01")] * 3,
+                          "activity_type": ["sales_call", "meeting", "proposal_sent"]})
+    with_sales = pd.concat([export.activities, extra], ignore_index=True)
+    pd.testing.assert_frame_equal(_features(export, as_of, without), _features(export, as_of, with_sales))
+    spec = infer_spec(export.leads, with_sales, PARAMS.features)
+    assert not any(t in name for name in spec.names for t in ("sales_call", "meeting", "proposal"))
+
+
+def test_personal_data_is_never_a_feature(export):
+    spec = infer_spec(export.leads.assign(first_name="Anna", last_name="Schmidt", phone="+49 1"), export.activities, PARAMS.features)
+    assert {"email", "first_name", "last_name", "phone", "company", "lead_id"}.isdisjoint(spec.names)
+    raw = _features(export, "2025-03-01")
+    assert raw["is_free_mail"].tolist() == [0.0, 1.0, 0.0]
+    assert raw["is_competitor"].tolist() == [0.0, 0.0, 1.0]
+    assert not raw.astype(str).apply(lambda col: col.str.contains("@")).any().any()
+
+
+def test_extra_profile_columns_become_typed_features(export):
+    leads = export.leads.assign(seats=["10", "3", None])
+    spec = infer_spec(leads, export.activities, PARAMS.features)
+    assert spec.profile_columns == {"budget_confirmed": "category", "seats": "numeric"}
+    overridden = infer_spec(leads, export.activities, PARAMS.features.model_copy(update={"column_types": {"seats": "category"}}))
+    assert overridden.profile_columns["seats"] == "category"
+
+
+def test_one_lead_alone_equals_its_row_in_a_batch(export):
+    as_of = pd.Timestamp("2025-03-01")
+    spec = infer_spec(export.leads, export.activities, PARAMS.features)
+    snaps = pd.DataFrame({"lead_id": ["L1", "L2", "L3"], "as_of": [as_of] * 3})
+    spec = learn_categories(spec, compute_features(snaps, export.leads, export.activities, spec), 50)
+    batch = build_features(snaps, export.leads, export.activities, spec)
+    for i, lead in enumerate(["L1", "L2", "L3"]):
+        one = build_features(
+            snaps.iloc[[i]].reset_index(drop=True),
+            export.leads[export.leads["lead_id"] == lead],
+            export.activities[export.activities["lead_id"] == lead],
+            spec,
+        )
+        pd.testing.assert_frame_equal(one.reset_index(drop=True), batch.iloc[[i]].reset_index(drop=True))
+
+
+def test_unseen_category_becomes_missing_not_an_error(export):
+    as_of = pd.Timestamp("2025-03-01")
+    spec = infer_spec(export.leads, export.activities, PARAMS.features)
+    snaps = pd.DataFrame({"lead_id": ["L1"], "as_of": [as_of]})
+    spec = learn_categories(spec, compute_features(snaps, export.leads, export.activities, spec), 50)
+    leads = export.leads.assign(industry="aerospace")
+    X = build_features(snaps, leads, export.activities, spec)
+    assert pd.isna(X.loc[0, "industry"]) and list(X["industry"].cat.categories) == ["software"]
+    assert np.isfinite(X.select_dtypes("number").fillna(0).to_numpy()).all()

@@ -1,0 +1,104 @@
+import json
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from leadscore.cli import app
+from models.lgbm import LeadModel
+from models.registry import load_champion
+from training.dataset import load_dataset
+
+
+def test_time_split_has_no_label_from_the_future(trained, params):
+    table, _ = load_dataset(trained["dataset"])
+    horizon = pd.Timedelta(days=params.features.horizon_days)
+    valid_start = table.loc[table["split"] == "valid", "as_of"].min()
+    test_start = table.loc[table["split"] == "test", "as_of"].min()
+    train = table[table["split"] == "train"]
+    assert (train["as_of"] + horizon <= valid_start).all()
+    assert (table.loc[table["split"] == "valid", "as_of"] + horizon <= test_start).all()
+    assert train["as_of"].max() < valid_start < test_start
+    assert trained["summary"]["positives_by_split"]["test"] > 10
+
+
+def test_model_beats_the_sla_rules_on_later_leads(trained):
+    m = trained["metrics"]
+    assert m["model"]["roc_auc"] > 0.70
+    assert m["model"]["roc_auc"] > m["rules"]["roc_auc"], m
+    assert m["model"]["log_loss"] < m["rules"]["log_loss"], m
+
+
+def test_saved_model_is_lightgbm_text_with_its_spec(trained):
+    folder = trained["model_dir"]
+    text = (folder / "model.lgb").read_text()
+    assert text.startswith("tree") and "pandas_categorical" in text
+    assert not list(folder.glob("*.pkl")) and not list(folder.glob("*.pickle"))
+    loaded = LeadModel.load(folder)
+    assert loaded.spec.names == trained["model"].spec.names
+    assert loaded.grades == trained["model"].grades
+
+
+def test_pickled_model_is_refused(tmp_path, trained):
+    import pickle
+    import shutil
+
+    import pytest
+
+    from models.lgbm import ModelLoadError
+
+    folder = tmp_path / "m"
+    shutil.copytree(trained["model_dir"], folder)
+    (folder / "model.lgb").write_bytes(pickle.dumps({"not": "a booster"}))
+    with pytest.raises(ModelLoadError, match="expected a LightGBM text model"):
+        LeadModel.load(folder)
+
+
+def test_registered_champion_is_the_trained_model(trained):
+    reg = trained["registered"]
+    assert reg["alias"] == "champion" and reg["model_name"] == "lead-scoring"
+    champion = load_champion()
+    assert champion.version == reg["version"]
+    table, _ = load_dataset(trained["dataset"])
+    sample = table[table["split"] == "test"].head(200)
+    np.testing.assert_allclose(
+        champion.predict_proba(sample[champion.spec.names]),
+        trained["model"].predict_proba(sample[champion.spec.names]),
+        rtol=0, atol=1e-12,
+    )
+
+
+def test_mlflow_run_has_params_metrics_and_commit(trained, params):
+    import mlflow
+
+    run = mlflow.get_run(trained["registered"]["run_id"])
+    assert run.data.params["train.lgbm.num_leaves"] == str(params.train.lgbm["num_leaves"])
+    assert abs(run.data.metrics["model_roc_auc"] - trained["metrics"]["model"]["roc_auc"]) < 1e-12
+    assert {"git_commit", "data_fingerprint", "data_end"} <= set(run.data.tags)
+
+
+def test_score_command_scores_open_leads_only_with_past_data(trained, demo_dir, tmp_path):
+    from features.contract import read_export
+
+    export = read_export(demo_dir)
+    as_of = export.data_end - pd.Timedelta(days=60)
+    out = tmp_path / "scores.csv"
+    result = CliRunner().invoke(app, ["score", "--data", str(demo_dir), "--as-of", as_of.isoformat(), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    assert {"lead_id", "probability", "score", "grade", "scorer", "model_version"} <= set(scores.columns)
+    handed_over = set(export.opportunities.loc[export.opportunities["created_at"] < as_of, "lead_id"])
+    assert handed_over.isdisjoint(scores["lead_id"])
+    born = set(export.leads.loc[export.leads["created_at"] <= as_of, "lead_id"])
+    assert set(scores["lead_id"]) == born - handed_over
+    assert (scores["scorer"] == "model").all() and (scores["model_version"].astype(str) == trained["registered"]["version"]).all()
+    assert scores["score"].between(1, 99).all() and set(scores["grade"]) <= set("ABCD")
+
+
+def test_cli_reports_a_broken_export_without_traceback(tmp_path):
+    (tmp_path / "leads.csv").write_text("lead_id,created_at\nL1,2025-01-01\n")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "activities.csv" in result.output and "no such file" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,89 @@
+"""Workflow verb ``features``: a CRM export → labelled point-in-time training set with a time split."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from features.build import compute_features, infer_spec, learn_categories
+from features.contract import Export, read_export
+from features.snapshots import training_snapshots
+from leadscore.params import Params
+
+DATASET_FILE = "snapshots.parquet"
+SPEC_FILE = "spec.json"
+SUMMARY_FILE = "summary.json"
+
+
+def assign_split(snaps: pd.DataFrame, params: Params) -> tuple[pd.Series, dict[str, str]]:
+    """Time-ordered split: train … | gap | valid … | gap | test.
+
+    A snapshot's label is only known ``horizon`` days after its as_of, so each period ends one
+    horizon before the next begins: no training label comes from the validation or test period.
+    ``test_share`` and ``validation_share`` are shares of all snapshots; rows in the gaps are
+    ``purged`` (counted, not used).
+    """
+    horizon = pd.Timedelta(days=params.features.horizon_days)
+    as_of = snaps["as_of"].sort_values(ignore_index=True)
+    n = len(as_of)
+    test_start = as_of.iloc[min(n - 1, int(n * (1 - params.split.test_share)))]
+    valid_end = test_start - horizon
+    before = as_of[as_of < valid_end]
+    n_valid = int(n * params.split.validation_share)
+    if len(before) <= n_valid:
+        raise ValueError(
+            f"the export spans {as_of.iloc[0].date()} to {as_of.iloc[-1].date()}: too short for a training, "
+            f"validation and test period separated by the {params.features.horizon_days}-day horizon"
+        )
+    valid_start = before.iloc[len(before) - n_valid]
+    train_end = valid_start - horizon
+    split = pd.Series("purged", index=snaps.index, dtype="object")
+    split[snaps["as_of"] >= test_start] = "test"
+    split[(snaps["as_of"] >= valid_start) & (snaps["as_of"] < valid_end)] = "valid"
+    split[snaps["as_of"] < train_end] = "train"
+    cutoffs = {"train_end": train_end, "valid_start": valid_start, "valid_end": valid_end, "test_start": test_start}
+    return split, {k: v.isoformat() for k, v in cutoffs.items()}
+
+
+def build_dataset(export: Export | Path | str, params: Params, out_dir: Path | str) -> dict:
+    """Write ``snapshots.parquet`` (lead_id, as_of, label, split, raw features) and ``spec.json``."""
+    export = export if isinstance(export, Export) else read_export(export)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    snaps, counts = training_snapshots(export, params.features)
+    if snaps.empty:
+        raise ValueError(
+            f"no labelled snapshots: every snapshot is censored (horizon {params.features.horizon_days} days, "
+            f"export ends {export.data_end}); the export needs more history than the horizon"
+        )
+    spec = infer_spec(export.leads, export.activities, params.features)
+    raw = compute_features(snaps, export.leads, export.activities, spec)
+    spec = learn_categories(spec, raw, params.features.max_category_levels)
+    split, cutoffs = assign_split(snaps, params)
+    table = pd.concat([snaps.assign(split=split.to_numpy()), raw], axis=1)
+    table.to_parquet(out_dir / DATASET_FILE, index=False)
+    (out_dir / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=1))
+    summary = {
+        **asdict(counts),
+        "features": len(spec.features),
+        "rows_by_split": {k: int(v) for k, v in split.value_counts().items()},
+        "positives_by_split": {k: int(v) for k, v in snaps["label"].groupby(split).sum().items()},
+        "data_start": export.leads["created_at"].min().isoformat(),
+        "data_end": export.data_end.isoformat(),
+        "dropped_rows": export.dropped,
+        **cutoffs,
+    }
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def load_dataset(folder: Path | str) -> tuple[pd.DataFrame, "FeatureSpec"]:  # noqa: F821
+    from features.build import FeatureSpec
+
+    folder = Path(folder)
+    table = pd.read_parquet(folder / DATASET_FILE)
+    spec = FeatureSpec.from_dict(json.loads((folder / SPEC_FILE).read_text()))
+    return table, spec

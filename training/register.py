@@ -1,0 +1,94 @@
+"""Workflow verb ``register``: one MLflow run per trained model, a registry version, the alias."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from leadscore.params import Params
+from leadscore.settings import Settings, get_settings
+from models.lgbm import LeadModel
+from models.registry import ARTIFACT, use_tracking
+
+EXPERIMENT = "leadscore"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _flatten(prefix: str, value: object, out: dict) -> dict:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def data_fingerprint(dataset_dir: Path | str) -> str:
+    digest = hashlib.sha256()
+    for name in ("snapshots.parquet", "spec.json"):
+        digest.update((Path(dataset_dir) / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def register_model(
+    model_dir: Path | str,
+    dataset_dir: Path | str,
+    metrics: dict,
+    params: Params,
+    settings: Settings | None = None,
+) -> dict:
+    """Log params, metrics and the model to MLflow, register a version and point the alias at it.
+
+    There is no promotion gate yet: the new version becomes ``champion`` (the registry may be empty).
+    """
+    import mlflow
+
+
+    settings = settings or get_settings()
+    uri = use_tracking(settings)
+    model = LeadModel.load(model_dir)
+    summary = json.loads((Path(dataset_dir) / "summary.json").read_text())
+    table_example = None
+    try:
+        import pandas as pd
+
+        table_example = pd.read_parquet(Path(dataset_dir) / "snapshots.parquet").head(3)[model.spec.names]
+        table_example = table_example.astype({f.name: "object" for f in model.spec.features if f.kind == "category"})
+    except Exception:  # the example is a courtesy for readers of the run, not a requirement
+        table_example = None
+    mlflow.set_experiment(EXPERIMENT)
+    name = params.registry.model_name
+    with mlflow.start_run() as run:
+        mlflow.set_tags({
+            "git_commit": _git_commit(),
+            "data_fingerprint": data_fingerprint(dataset_dir),
+            "data_end": summary["data_end"],
+        })
+        flat = _flatten("", params.model_dump(mode="json"), {})
+        mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+        mlflow.log_metrics({f"{scorer}_{k}": v for scorer in ("model", "rules") for k, v in metrics[scorer].items()})
+        mlflow.log_metrics({"test_rows": metrics["test_rows"], "test_positives": metrics["test_positives"]})
+        mlflow.log_dict(summary, "dataset_summary.json")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).resolve().parents[1] / "models" / "mlflow_pyfunc.py"),
+            artifacts={ARTIFACT: str(model_dir)},
+            signature=model.signature(),
+            input_example=table_example,
+            metadata={"leadscore": model.metadata()},
+            registered_model_name=name,
+        )
+        run_id = run.info.run_id
+    client = mlflow.MlflowClient()
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(name, params.registry.alias, version)
+    return {"tracking_uri": uri, "run_id": run_id, "model_name": name, "version": version, "alias": params.registry.alias}
