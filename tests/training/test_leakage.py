@@ -1,0 +1,43 @@
+"""The demo export sets a leak trap (sales activities after the hand-over); the pipeline must not fall in."""
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from features.build import compute_features
+from features.contract import read_export
+from training.dataset import load_dataset
+
+
+def test_the_trap_is_real_a_careless_feature_would_leak(trained, demo_dir):
+    table, spec = load_dataset(trained["dataset"])
+    export = read_export(demo_dir)
+    sales = export.activities[export.activities["activity_type"].isin(spec.sales_activity_types)]
+    careless = table["lead_id"].map(sales.groupby("lead_id").size()).fillna(0)
+    # Counting a lead's sales activities regardless of time predicts the label almost perfectly …
+    assert roc_auc_score(table["label"], careless) > 0.9
+    # … and no feature of ours is built from them.
+    assert not any(t in name for name in spec.names for t in spec.sales_activity_types)
+
+
+def test_training_features_equal_features_from_the_export_cut_at_as_of(trained, demo_dir):
+    """Rebuild sampled snapshots from an export truncated at their as_of: nothing may differ."""
+    table, spec = load_dataset(trained["dataset"])
+    export = read_export(demo_dir)
+    sample = table.sample(150, random_state=3)
+    for _, row in sample.iterrows():
+        known = export.activities[(export.activities["lead_id"] == row["lead_id"]) & (export.activities["occurred_at"] < row["as_of"])]
+        lead = export.leads[export.leads["lead_id"] == row["lead_id"]]
+        snap = pd.DataFrame({"lead_id": [row["lead_id"]], "as_of": [row["as_of"]]})
+        rebuilt = compute_features(snap, lead, known, spec).iloc[0]
+        for name in spec.names:
+            a, b = rebuilt[name], row[name]
+            assert (pd.isna(a) and pd.isna(b)) or a == b or (isinstance(a, float) and np.isclose(a, b, rtol=0, atol=0)), name
+
+
+def test_no_snapshot_after_the_hand_over(trained, demo_dir):
+    table, _ = load_dataset(trained["dataset"])
+    export = read_export(demo_dir)
+    first = export.opportunities.groupby("lead_id")["created_at"].min()
+    handed = table["lead_id"].map(first)
+    assert (handed.isna() | (table["as_of"] <= handed)).all()
