@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.build import FeatureSpec, encode
+from features.build import FeatureSpec, encode_matrix
 from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
 from models.texts import describe
 
@@ -40,13 +40,13 @@ class LeadModel:
         return {"spec": self.spec.to_dict(), "grades": self.grades, "info": self.info}
 
     def predict_proba(self, raw: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(encode(raw, self.spec))
+        return self.booster.predict(encode_matrix(raw, self.spec))
 
     def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3) -> list[LeadScore]:
         """Probabilities with exact TreeSHAP reasons (LightGBM's own ``pred_contrib``)."""
         if raw.empty:
             return []
-        X = encode(raw, self.spec)
+        X = encode_matrix(raw, self.spec)
         proba = self.booster.predict(X)
         contrib = self.booster.predict(X, pred_contrib=True)[:, :-1]  # last column: the base value
         scores = score_from_probability(proba)
@@ -59,7 +59,7 @@ class LeadModel:
             for j in order:
                 if contrib[i, j] == 0:
                     continue
-                value = display_value(raw.iloc[i][names[j]])
+                value = display_value(raw[names[j]].iat[i])
                 reasons.append(Reason(names[j], value, float(contrib[i, j]), describe(names[j], value)))
             out.append(
                 LeadScore(

@@ -1,6 +1,5 @@
 import json
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
@@ -102,3 +101,20 @@ def test_cli_reports_a_broken_export_without_traceback(tmp_path):
     assert result.exit_code == 1
     assert "activities.csv" in result.output and "no such file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_fast_matrix_encoding_predicts_exactly_like_pandas_categoricals(trained):
+    """Serving feeds LightGBM a float matrix of category indices; it must equal the pandas path."""
+    from features.build import encode, encode_matrix
+
+    table, spec = load_dataset(trained["dataset"])
+    raw = table[spec.names].copy()
+    raw.loc[raw.index[:50], "industry"] = "never seen in training"
+    booster = trained["model"].booster
+    via_pandas = booster.predict(encode(raw, spec))
+    via_matrix = booster.predict(encode_matrix(raw, spec))
+    np.testing.assert_array_equal(via_pandas, via_matrix)
+    np.testing.assert_array_equal(
+        booster.predict(encode(raw.head(2000), spec), pred_contrib=True),
+        booster.predict(encode_matrix(raw.head(2000), spec), pred_contrib=True),
+    )
