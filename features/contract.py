@@ -172,16 +172,21 @@ def check_leads(raw: pd.DataFrame, file: str = "leads") -> tuple[pd.DataFrame, l
     return clean, chk.problems, int(drop.sum())
 
 
+def _check_lead_refs(chk: _Checker, df: pd.DataFrame, lead_ids: set[str]) -> pd.Series:
+    """Normalise ``lead_id`` in place; the rows without one or with an unknown one."""
+    df["lead_id"] = _text(df["lead_id"])
+    drop = chk.bad_rows(df["lead_id"].isna(), "lead_id", "a lead id", df["lead_id"])
+    unknown = df["lead_id"].notna() & ~df["lead_id"].isin(lead_ids)
+    return drop | chk.bad_rows(unknown, "lead_id", "an id present in leads", df["lead_id"])
+
+
 def check_activities(
     raw: pd.DataFrame, lead_ids: set[str], file: str = "activities"
 ) -> tuple[pd.DataFrame, list[Problem], int]:
     """Validate and normalise an activity log against the known lead ids."""
     chk = _Checker(file)
     df = raw.reset_index(drop=True).copy()
-    df["lead_id"] = _text(df["lead_id"])
-    drop = chk.bad_rows(df["lead_id"].isna(), "lead_id", "a lead id", df["lead_id"])
-    unknown = df["lead_id"].notna() & ~df["lead_id"].isin(lead_ids)
-    drop |= chk.bad_rows(unknown, "lead_id", "an id present in leads", df["lead_id"])
+    drop = _check_lead_refs(chk, df, lead_ids)
     occurred = parse_timestamps(df["occurred_at"])
     drop |= chk.bad_rows(occurred.isna(), "occurred_at", "an ISO 8601 timestamp", df["occurred_at"])
     df["occurred_at"] = occurred
@@ -200,10 +205,7 @@ def check_opportunities(
     """Validate and normalise opportunities: stage in {open, won, lost}, closed_at set iff closed."""
     chk = _Checker(file)
     df = raw.reset_index(drop=True).copy()
-    df["lead_id"] = _text(df["lead_id"])
-    drop = chk.bad_rows(df["lead_id"].isna(), "lead_id", "a lead id", df["lead_id"])
-    unknown = df["lead_id"].notna() & ~df["lead_id"].isin(lead_ids)
-    drop |= chk.bad_rows(unknown, "lead_id", "an id present in leads", df["lead_id"])
+    drop = _check_lead_refs(chk, df, lead_ids)
     created = parse_timestamps(df["created_at"])
     drop |= chk.bad_rows(created.isna(), "created_at", "an ISO 8601 timestamp", df["created_at"])
     stage = _lower(df["stage"])

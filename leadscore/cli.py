@@ -60,6 +60,16 @@ class _Guard:
 
 
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="Pipeline parameters (YAML).")
+DatasetOpt = typer.Option(DEFAULT_DATASET, "--dataset", help="Training set from `leadscore features`.")
+ModelDirOpt = typer.Option(DEFAULT_MODEL, "--model-dir", help="Model folder from `leadscore train`.")
+MetricsOpt = typer.Option(Path("metrics/evaluate.json"), "--metrics", help="Evaluation metrics (JSON).")
+
+
+def _print_registered(reg: dict) -> None:
+    console.print(
+        f"[green]✓[/] registered {reg['model_name']} version {reg['version']} as @{reg['alias']} ({reg['tracking_uri']})",
+        highlight=False,
+    )
 
 
 @app.command("demo-data")
@@ -179,7 +189,7 @@ def train(
             if do_register:
                 with console.status("registering in MLflow"):
                     reg = register_model(model_dir, dataset, metrics, params)
-                console.print(f"[green]✓[/] registered {reg['model_name']} version {reg['version']} as @{reg['alias']} ({reg['tracking_uri']})")
+                _print_registered(reg)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -195,9 +205,9 @@ def _print_metrics(metrics: dict) -> None:
 @app.command("evaluate")
 def evaluate_cmd(
     data: Path = typer.Option(..., "--data", help="The CRM export the training set came from."),
-    dataset: Path = typer.Option(DEFAULT_DATASET, "--dataset"),
-    model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir"),
-    metrics_file: Path = typer.Option(Path("metrics/evaluate.json"), "--metrics"),
+    dataset: Path = DatasetOpt,
+    model_dir: Path = ModelDirOpt,
+    metrics_file: Path = MetricsOpt,
     roc_file: Optional[Path] = typer.Option(Path("plots/roc.csv"), "--roc"),
     params_path: Path = ParamsOpt,
 ) -> None:
@@ -211,9 +221,9 @@ def evaluate_cmd(
 
 @app.command()
 def register(
-    dataset: Path = typer.Option(DEFAULT_DATASET, "--dataset"),
-    model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir"),
-    metrics_file: Path = typer.Option(Path("metrics/evaluate.json"), "--metrics"),
+    dataset: Path = DatasetOpt,
+    model_dir: Path = ModelDirOpt,
+    metrics_file: Path = MetricsOpt,
     out_file: Optional[Path] = typer.Option(Path("artifacts/registered.json"), "--out"),
     params_path: Path = ParamsOpt,
 ) -> None:
@@ -226,7 +236,7 @@ def register(
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         out_file.write_text(json.dumps(reg, indent=1))
-    console.print(f"[green]✓[/] registered {reg['model_name']} version {reg['version']} as @{reg['alias']} ({reg['tracking_uri']})")
+    _print_registered(reg)
 
 
 @app.command()
