@@ -307,6 +307,7 @@ def serve(
             )
         except Exception as exc:  # the curl is a courtesy; the service still starts
             console.print(f"[yellow]no example lead:[/] {exc}")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage analytics from a lead-scoring service
     bentoml = Path(sys.executable).with_name("bentoml")
     cmd = [str(bentoml), "serve", "serving.service:LeadScoring", "--host", host, "--port", str(port)]
     os.execvp(cmd[0], cmd)

@@ -15,6 +15,7 @@ from leadscore.params import load_params
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_LEADS = 2500
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 
 @pytest.fixture(scope="session")
