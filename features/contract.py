@@ -31,6 +31,13 @@ PERSONAL_COLUMNS = frozenset({
 })
 STAGES = ("open", "won", "lost")
 TIMESTAMP_DTYPE = "datetime64[ns]"
+# Timestamps later than now (plus this much clock skew) are errors in the source system.
+CLOCK_SKEW = pd.Timedelta(minutes=5)
+TIMESTAMP_EXPECTED = "an ISO 8601 timestamp (years 1678–2261)"
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None) + CLOCK_SKEW
 
 
 @dataclass(frozen=True)
@@ -98,14 +105,20 @@ def _read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
 
 
+_EARLIEST, _LATEST = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
+
+
 def parse_timestamps(values: pd.Series) -> pd.Series:
-    """ISO 8601 text or datetimes → naive UTC ``datetime64[ns]``; unparseable → NaT."""
+    """ISO 8601 text or datetimes → naive UTC ``datetime64[ns]``; unparseable or out of range → NaT."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype(TIMESTAMP_DTYPE)
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values.astype(TIMESTAMP_DTYPE)
-    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-    return parsed.dt.tz_localize(None).astype(TIMESTAMP_DTYPE)
+        parsed = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
+    # Beyond what nanoseconds can hold (years 1678–2261) a date is a typo, not a moment.
+    in_range = parsed.isna() | ((parsed >= _EARLIEST) & (parsed <= _LATEST))
+    return parsed.where(in_range).astype(TIMESTAMP_DTYPE)
 
 
 def _clean_text(value: object) -> str | None:
@@ -129,6 +142,10 @@ class _Checker:
         self.file = file
         self.problems: list[Problem] = []
 
+    def future(self, stamps: pd.Series, column: str, raw: pd.Series, now: pd.Timestamp) -> pd.Series:
+        """Rows dated after ``now``: recorded, returned for dropping."""
+        return self.bad_rows(stamps > now, column, f"a time not in the future (now: {now:%Y-%m-%dT%H:%M})", raw)
+
     def bad_rows(self, mask: pd.Series, column: str, expected: str, found: pd.Series) -> pd.Series:
         """Record one problem per row in ``mask`` and return the mask."""
         for idx in np.flatnonzero(mask.to_numpy()):
@@ -146,16 +163,19 @@ def _missing_columns(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
     ]
 
 
-def check_leads(raw: pd.DataFrame, file: str = "leads") -> tuple[pd.DataFrame, list[Problem], int]:
+def check_leads(
+    raw: pd.DataFrame, file: str = "leads", now: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, list[Problem], int]:
     """Validate and normalise a leads table. Returns (clean, problems, dropped rows)."""
-    chk = _Checker(file)
+    chk, now = _Checker(file), now or _now()
     df = raw.reset_index(drop=True).copy()
     df["lead_id"] = _text(df["lead_id"])
     drop = chk.bad_rows(df["lead_id"].isna(), "lead_id", "a non-empty id", df["lead_id"])
     dup = df["lead_id"].duplicated(keep="first") & df["lead_id"].notna()
     drop |= chk.bad_rows(dup, "lead_id", "a unique id (duplicate of an earlier row)", df["lead_id"])
     created = parse_timestamps(df["created_at"])
-    drop |= chk.bad_rows(created.isna(), "created_at", "an ISO 8601 timestamp", df["created_at"])
+    drop |= chk.bad_rows(created.isna(), "created_at", TIMESTAMP_EXPECTED, df["created_at"])
+    drop |= chk.future(created, "created_at", df["created_at"], now)
     df["created_at"] = created
     for col in NUMERIC_LEAD_COLUMNS:
         if col not in df.columns:
@@ -181,14 +201,15 @@ def _check_lead_refs(chk: _Checker, df: pd.DataFrame, lead_ids: set[str]) -> pd.
 
 
 def check_activities(
-    raw: pd.DataFrame, lead_ids: set[str], file: str = "activities"
+    raw: pd.DataFrame, lead_ids: set[str], file: str = "activities", now: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame, list[Problem], int]:
     """Validate and normalise an activity log against the known lead ids."""
-    chk = _Checker(file)
+    chk, now = _Checker(file), now or _now()
     df = raw.reset_index(drop=True).copy()
     drop = _check_lead_refs(chk, df, lead_ids)
     occurred = parse_timestamps(df["occurred_at"])
-    drop |= chk.bad_rows(occurred.isna(), "occurred_at", "an ISO 8601 timestamp", df["occurred_at"])
+    drop |= chk.bad_rows(occurred.isna(), "occurred_at", TIMESTAMP_EXPECTED, df["occurred_at"])
+    drop |= chk.future(occurred, "occurred_at", df["occurred_at"], now)
     df["occurred_at"] = occurred
     df["activity_type"] = _lower(df["activity_type"])
     drop |= chk.bad_rows(df["activity_type"].isna(), "activity_type", "an activity type", df["activity_type"])
@@ -200,22 +221,24 @@ def check_activities(
 
 
 def check_opportunities(
-    raw: pd.DataFrame, lead_ids: set[str], file: str = "opportunities"
+    raw: pd.DataFrame, lead_ids: set[str], file: str = "opportunities", now: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame, list[Problem], int]:
     """Validate and normalise opportunities: stage in {open, won, lost}, closed_at set iff closed."""
-    chk = _Checker(file)
+    chk, now = _Checker(file), now or _now()
     df = raw.reset_index(drop=True).copy()
     drop = _check_lead_refs(chk, df, lead_ids)
     created = parse_timestamps(df["created_at"])
-    drop |= chk.bad_rows(created.isna(), "created_at", "an ISO 8601 timestamp", df["created_at"])
+    drop |= chk.bad_rows(created.isna(), "created_at", TIMESTAMP_EXPECTED, df["created_at"])
+    drop |= chk.future(created, "created_at", df["created_at"], now)
     stage = _lower(df["stage"])
     drop |= chk.bad_rows(~stage.isin(STAGES), "stage", "one of open, won, lost", df["stage"])
     closed_raw = _text(df["closed_at"]) if not pd.api.types.is_datetime64_any_dtype(df["closed_at"]) else df["closed_at"]
     closed = parse_timestamps(df["closed_at"])
     unparsable = closed.isna() & pd.Series(closed_raw).notna()
-    drop |= chk.bad_rows(unparsable, "closed_at", "an ISO 8601 timestamp or empty", df["closed_at"])
+    drop |= chk.bad_rows(unparsable, "closed_at", TIMESTAMP_EXPECTED + " or empty", df["closed_at"])
     missing_close = stage.isin(("won", "lost")) & closed.isna() & ~unparsable
     drop |= chk.bad_rows(missing_close, "closed_at", "a close date for a won or lost deal", df["closed_at"])
+    drop |= chk.future(closed, "closed_at", df["closed_at"], now)
     early = closed.notna() & created.notna() & (closed < created)
     drop |= chk.bad_rows(early, "closed_at", "a date at or after created_at", df["closed_at"])
     # An open deal with a close date is contradictory but harmless: report it, keep the row open.
@@ -229,40 +252,76 @@ def check_opportunities(
     return clean, chk.problems, int(drop.sum())
 
 
-def read_export(folder: Path | str) -> Export:
-    """Read and check an export folder. Raises ContractError when it cannot be used at all."""
-    folder = Path(folder)
+def _is_url(source: Path | str) -> bool:
+    return isinstance(source, str) and "://" in source
+
+
+def _read_sql_tables(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem]]:
+    """The contract's tables from a database (any SQLAlchemy URL: sqlite, postgresql, …)."""
+    import sqlalchemy as sa
+
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    try:
+        engine = sa.create_engine(url)
+        names = set(sa.inspect(engine).get_table_names())
+    except Exception as exc:  # a wrong URL or an unreachable server is the user's to fix
+        return {}, {}, [Problem(shown, None, None, "a reachable database", f"{type(exc).__name__}: {exc}")]
+    raw, files, problems = {}, {}, []
+    for name in TABLES:
+        files[name] = f"{shown} table {name}"
+        if name not in names:
+            problems.append(Problem(files[name], None, None, f"a table '{name}'", f"tables {sorted(names)}"))
+            continue
+        with engine.connect() as conn:
+            raw[name] = pd.read_sql_table(name, conn)
+    engine.dispose()
+    return raw, files, problems
+
+
+def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem]]:
     if not folder.is_dir():
-        raise ContractError([Problem(str(folder), None, None, "a folder with leads, activities, opportunities", "no such folder")])
+        return {}, {}, [Problem(str(folder), None, None, "a folder with leads, activities, opportunities", "no such folder")]
     paths = {name: _find_table(folder, name) for name in TABLES}
-    fatal = [
+    missing = [
         Problem(str(folder / f"{name}.csv"), None, None, f"a table '{name}' (.csv or .parquet)", "no such file")
         for name, p in paths.items()
         if p is None
     ]
-    if fatal:
-        raise ContractError(fatal)
-    raw: dict[str, pd.DataFrame] = {}
+    if missing:
+        return {}, {}, missing
+    raw, problems = {}, []
     for name, p in paths.items():
         try:
             raw[name] = _read_table(p)
         except Exception as exc:  # an unreadable file is a contract problem, not a traceback
-            fatal.append(Problem(str(p), None, None, "a readable CSV or Parquet table", f"{type(exc).__name__}: {exc}"))
-            continue
-        fatal += _missing_columns(raw[name], name, str(p))
+            problems.append(Problem(str(p), None, None, "a readable CSV or Parquet table", f"{type(exc).__name__}: {exc}"))
+    return raw, {name: str(p) for name, p in paths.items()}, problems
+
+
+def read_export(source: Path | str, now: pd.Timestamp | None = None) -> Export:
+    """Read and check an export: a folder of CSV/Parquet tables or a database URL.
+
+    Raises ContractError when it cannot be used at all (a missing table or required column).
+    """
+    raw, files, fatal = _read_sql_tables(source) if _is_url(source) else _read_folder(Path(source))
     if fatal:
         raise ContractError(fatal)
-    leads, p_leads, d_leads = check_leads(raw["leads"], str(paths["leads"]))
+    for name, frame in raw.items():
+        fatal += _missing_columns(frame, name, files[name])
+    if fatal:
+        raise ContractError(fatal)
+    now = now or _now()
+    leads, p_leads, d_leads = check_leads(raw["leads"], files["leads"], now)
     ids = set(leads["lead_id"])
-    acts, p_acts, d_acts = check_activities(raw["activities"], ids, str(paths["activities"]))
-    opps, p_opps, d_opps = check_opportunities(raw["opportunities"], ids, str(paths["opportunities"]))
+    acts, p_acts, d_acts = check_activities(raw["activities"], ids, files["activities"], now)
+    opps, p_opps, d_opps = check_opportunities(raw["opportunities"], ids, files["opportunities"], now)
     if leads.empty:
-        raise ContractError(p_leads + [Problem(str(paths["leads"]), None, None, "at least one usable lead", "none")])
+        raise ContractError(p_leads + [Problem(files["leads"], None, None, "at least one usable lead", "none")])
     return Export(
         leads=leads,
         activities=acts,
         opportunities=opps,
         problems=p_leads + p_acts + p_opps,
         dropped={"leads": d_leads, "activities": d_acts, "opportunities": d_opps},
-        files={name: str(p) for name, p in paths.items()},
+        files=files,
     )

@@ -59,10 +59,26 @@ class _Guard:
         return False
 
 
+EXPORT_HELP = "CRM export: a folder of CSV/Parquet tables, or a database URL (sqlite:///crm.db, postgresql://…)."
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="Pipeline parameters (YAML).")
 DatasetOpt = typer.Option(DEFAULT_DATASET, "--dataset", help="Training set from `leadscore features`.")
 ModelDirOpt = typer.Option(DEFAULT_MODEL, "--model-dir", help="Model folder from `leadscore train`.")
 MetricsOpt = typer.Option(Path("metrics/evaluate.json"), "--metrics", help="Evaluation metrics (JSON).")
+
+
+def _read(data: str):
+    """Read and check an export, printing rows kept and dropped per table (nothing silently lost)."""
+    from features.contract import read_export
+
+    export = read_export(data)
+    parts = [
+        f"{name} {len(frame):,} kept, {export.dropped[name]:,} dropped"
+        for name, frame in (("leads", export.leads), ("activities", export.activities), ("opportunities", export.opportunities))
+    ]
+    console.print(f"[dim]{data}:[/] " + "; ".join(parts), highlight=False)
+    if export.problems:
+        console.print(f"[yellow]{len(export.problems):,} problem(s) in the export; `leadscore validate {data}` lists them[/]")
+    return export
 
 
 def _print_registered(reg: dict) -> None:
@@ -91,7 +107,7 @@ def demo_data(
 
 @app.command()
 def validate(
-    data: Path = typer.Argument(..., help="CRM export folder."),
+    data: str = typer.Argument(..., help=EXPORT_HELP),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on any problem, not only fatal ones."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write counts and problems as JSON."),
     show: int = typer.Option(50, "--show", help="Problems to print (all are in --report)."),
@@ -136,7 +152,7 @@ def validate(
 
 @app.command()
 def features(
-    data: Path = typer.Option(..., "--data", help="CRM export folder."),
+    data: str = typer.Option(..., "--data", help=EXPORT_HELP),
     out_dir: Path = typer.Option(DEFAULT_DATASET, "--out", help="Where the training set goes."),
     params_path: Path = ParamsOpt,
 ) -> None:
@@ -145,8 +161,9 @@ def features(
 
     with _Guard():
         params = _params(params_path)
+        export = _read(data)
         with console.status("building point-in-time snapshots and features"):
-            summary = build_dataset(data, params, out_dir)
+            summary = build_dataset(export, params, out_dir)
     console.print(
         f"[green]✓[/] {summary['snapshots']:,} snapshots of {summary['leads']:,} leads, "
         f"{summary['positives']:,} won; censored {summary['censored_horizon']:,} (horizon not over) "
@@ -157,7 +174,7 @@ def features(
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Option(None, "--data", help="CRM export: build features, train, evaluate, register."),
+    data: Optional[str] = typer.Option(None, "--data", help=EXPORT_HELP + " Builds features, trains, evaluates, registers."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="A training set from `leadscore features` instead."),
     model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir", help="Where the model folder goes."),
     do_evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate against the rules."),
@@ -176,15 +193,17 @@ def train(
         _fail("--evaluate and --register need the export: use --data, or add --no-evaluate --no-register", 2)
     with _Guard():
         params = _params(params_path)
+        export = None
         if data is not None:
+            export = _read(data)
             dataset = DEFAULT_DATASET if dataset is None else dataset
             with console.status("building features"):
-                build_dataset(data, params, dataset)
+                build_dataset(export, params, dataset)
         with console.status("training LightGBM"):
             model = train_model(dataset, params, model_dir)
         console.print(f"[green]✓[/] trained {model.info['trees']} trees on {model.info['train_rows']:,} snapshots → {model_dir}")
         if do_evaluate:
-            metrics = run_evaluate(dataset, model_dir, data, params)
+            metrics = run_evaluate(dataset, model_dir, export, params)
             _print_metrics(metrics)
             if do_register:
                 with console.status("registering in MLflow"):
@@ -204,7 +223,7 @@ def _print_metrics(metrics: dict) -> None:
 
 @app.command("evaluate")
 def evaluate_cmd(
-    data: Path = typer.Option(..., "--data", help="The CRM export the training set came from."),
+    data: str = typer.Option(..., "--data", help="The CRM export the training set came from."),
     dataset: Path = DatasetOpt,
     model_dir: Path = ModelDirOpt,
     metrics_file: Path = MetricsOpt,
@@ -215,7 +234,7 @@ def evaluate_cmd(
     from training.evaluate import evaluate as run_evaluate
 
     with _Guard():
-        metrics = run_evaluate(dataset, model_dir, data, _params(params_path), metrics_file=metrics_file, roc_file=roc_file)
+        metrics = run_evaluate(dataset, model_dir, _read(data), _params(params_path), metrics_file=metrics_file, roc_file=roc_file)
     _print_metrics(metrics)
 
 
@@ -241,7 +260,7 @@ def register(
 
 @app.command()
 def score(
-    data: Path = typer.Option(..., "--data", help="CRM export folder."),
+    data: str = typer.Option(..., "--data", help=EXPORT_HELP),
     as_of: str = typer.Option(..., "--as-of", help="ISO timestamp; only data before it is used."),
     out_file: Path = typer.Option(..., "--out", help="CSV to write."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A model folder instead of the registry champion."),
@@ -251,7 +270,6 @@ def score(
     """Score every lead without an opportunity before --as-of, with the champion (or the rules)."""
     import pandas as pd
 
-    from features.contract import read_export
     from features.snapshots import scoring_snapshots
     from models.base import score_leads
     from models.policy import primary_scorer
@@ -262,7 +280,7 @@ def score(
     ts = ts.tz_localize(None)
     with _Guard():
         params = _params(params_path)
-        export = read_export(data)
+        export = _read(data)
         scorer, why = primary_scorer(params.features, model_dir=model_dir)
         if why:
             console.print(f"[yellow]rules answer:[/] {why}", highlight=False)
@@ -291,7 +309,7 @@ def serve(
     port: int = typer.Option(3000, "--port", help="HTTP port."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
     print_curl: bool = typer.Option(False, "--print-curl", help="Print a curl that scores a demo lead."),
-    data: Path = typer.Option(Path("data/demo"), "--data", help="Export to take the --print-curl lead from."),
+    data: str = typer.Option("data/demo", "--data", help="Export to take the --print-curl lead from."),
 ) -> None:
     """Start the BentoML scoring service (model from the registry alias, rules as fallback)."""
     if print_curl:

@@ -99,3 +99,46 @@ def test_parquet_tables_are_read(tmp_path):
         (folder / f"{name}.csv").unlink()
     export = read_export(folder)
     assert len(export.leads) == 3 and export.problems == []
+
+
+def test_future_timestamps_are_reported_and_dropped(tmp_path):
+    folder = tiny_export(tmp_path / "x")
+    _rewrite(folder, "activities", lambda df: df.__setitem__("occurred_at", df["occurred_at"].where(df.index != 2, "2099-01-01T00:00:00")))
+    export = read_export(folder)
+    assert export.dropped["activities"] == 1
+    [problem] = export.problems
+    assert problem.row == 3 and problem.column == "occurred_at" and "not in the future" in problem.expected
+    # a date no clock can mean is a typo: reported as such, never a crash
+    _rewrite(folder, "leads", lambda df: df.__setitem__("created_at", df["created_at"].where(df.index != 1, "2999-01-01T00:00:00")))
+    typo = read_export(folder)
+    assert any(p.row == 2 and p.column == "created_at" and "years 1678" in p.expected and "2999" in p.found for p in typo.problems)
+    # judged against the reading time: an export read "in 2025" sees 2025-03-30 as the future
+    early = read_export(folder, now=pd.Timestamp("2025-03-01"))
+    assert early.dropped["opportunities"] == 2  # both deals close after 2025-03-01
+
+
+def test_a_database_url_reads_like_the_files(tmp_path):
+    import sqlalchemy as sa
+
+    folder = tiny_export(tmp_path / "x")
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = sa.create_engine(url)
+    for name in ("leads", "activities", "opportunities"):
+        pd.read_csv(folder / f"{name}.csv").to_sql(name, engine, index=False)
+    engine.dispose()
+    from_db, from_files = read_export(url), read_export(folder)
+    for name in ("leads", "activities", "opportunities"):
+        pd.testing.assert_frame_equal(getattr(from_db, name), getattr(from_files, name), check_dtype=False)
+    assert from_db.files["leads"].endswith("table leads")
+
+
+def test_a_database_without_a_table_names_it(tmp_path):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = sa.create_engine(url)
+    pd.DataFrame({"lead_id": ["L1"], "created_at": ["2025-01-01"]}).to_sql("leads", engine, index=False)
+    engine.dispose()
+    with pytest.raises(ContractError) as err:
+        read_export(url)
+    assert "table 'activities'" in str(err.value) and "table 'opportunities'" in str(err.value)
