@@ -17,7 +17,6 @@ from features.contract import KNOWN_LEAD_COLUMNS, PERSONAL_COLUMNS
 from features.titles import region, seniority
 from leadscore.params import FeatureParams
 
-DAY = pd.Timedelta(days=1)
 Group = Literal["fit", "interest"]
 Kind = Literal["numeric", "category"]
 # Identifiers and free text that describe no buying behaviour.
@@ -152,9 +151,9 @@ def _fit_features(profile: pd.DataFrame, spec: FeatureSpec) -> dict[str, pd.Seri
     for col in ("employees", "annual_revenue"):
         out[col] = pd.to_numeric(column(col), errors="coerce").astype("float64")
     for col in ("industry", "country", "lead_source"):
-        out[col] = column(col).map(_as_level)
-    out["region"] = column("country").map(region)
-    out["seniority"] = column("job_title").map(seniority)
+        out[col] = _levels(column(col), _as_level)
+    out["region"] = _levels(column("country"), region)
+    out["seniority"] = _levels(column("job_title"), seniority)
     domain = _email_domain(column("email"))
     has = domain.notna()
     out["is_free_mail"] = domain.isin(spec.free_mail_domains).astype("float64").where(has)
@@ -164,69 +163,108 @@ def _fit_features(profile: pd.DataFrame, spec: FeatureSpec) -> dict[str, pd.Seri
     for col, kind in spec.profile_columns.items():
         values = column(col)
         out[col] = (
-            pd.to_numeric(values, errors="coerce").astype("float64") if kind == "numeric" else values.map(_as_level)
+            pd.to_numeric(values, errors="coerce").astype("float64") if kind == "numeric" else _levels(values, _as_level)
         )
     return out
 
 
+def _levels(values: pd.Series, to_level) -> pd.Series:
+    """Category values as an object column of str/None, whatever dtype the source had."""
+    return pd.Series([to_level(_as_level(v)) for v in values.tolist()], dtype="object")
+
+
 def _as_level(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return None
     text = str(value).strip()
     return text or None
 
 
-def _interest_features(
-    snapshots: pd.DataFrame, created_at: pd.Series, activities: pd.DataFrame, spec: FeatureSpec
-) -> dict[str, pd.Series]:
-    n = len(snapshots)
-    as_of = snapshots["as_of"].to_numpy(dtype="datetime64[ns]")
-    out: dict[str, pd.Series] = {
-        "lead_age_days": pd.Series((as_of - created_at.to_numpy(dtype="datetime64[ns]")) / np.timedelta64(1, "D"))
-    }
-    acts = activities.loc[
-        ~activities["activity_type"].isin(spec.sales_activity_types), ["lead_id", "occurred_at", "activity_type"]
-    ]
-    keyed = pd.DataFrame({"sid": np.arange(n), "lead_id": snapshots["lead_id"].to_numpy(), "as_of": as_of})
+DAY_US = 86_400_000_000  # ages are whole microseconds, so every engine computes the same floats
+
+
+def micros(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Timestamps as int64 microseconds since the epoch."""
+    return np.asarray(values, dtype="datetime64[ns]").astype("int64") // 1000
+
+
+def marketing_activities(activities: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """``lead_id, occurred_us, activity_type`` of the activities a feature may use (no sales types)."""
+    acts = activities.loc[~activities["activity_type"].isin(spec.sales_activity_types)]
+    return pd.DataFrame({
+        "lead_id": acts["lead_id"].to_numpy(dtype=object),
+        "occurred_us": micros(acts["occurred_at"]),
+        "activity_type": acts["activity_type"].to_numpy(dtype=object),
+    })
+
+
+def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Interest features in process (numpy): the live path, and the reference for the engines."""
+    n = len(lead_ids)
+    keyed = pd.DataFrame({"sid": np.arange(n), "lead_id": lead_ids, "as_of_us": as_of_us})
     m = keyed.merge(acts, on="lead_id", how="inner")
-    m = m.loc[m["occurred_at"].to_numpy(dtype="datetime64[ns]") < m["as_of"].to_numpy(dtype="datetime64[ns]")]
+    m = m.loc[m["occurred_us"].to_numpy() < m["as_of_us"].to_numpy()]
     sid = m["sid"].to_numpy(dtype=np.int64)
-    age = (m["as_of"].to_numpy(dtype="datetime64[ns]") - m["occurred_at"].to_numpy(dtype="datetime64[ns]")) / np.timedelta64(1, "D")
-    n_types = len(spec.activity_types)
-    type_idx = pd.Categorical(m["activity_type"], categories=spec.activity_types).codes.astype(np.int64)
+    age = m["as_of_us"].to_numpy(dtype=np.int64) - m["occurred_us"].to_numpy(dtype=np.int64)
+    types = m["activity_type"].to_numpy(dtype=object)
+    n_types = max(len(spec.activity_types), 1)
+    type_idx = pd.Categorical(types, categories=spec.activity_types).codes.astype(np.int64)
+    out: dict[str, np.ndarray] = {}
     for w in spec.windows_days:
-        in_window = age <= w
+        in_window = age <= w * DAY_US
         known = in_window & (type_idx >= 0)
-        flat = np.bincount(sid[known] * max(n_types, 1) + type_idx[known], minlength=n * max(n_types, 1))
-        matrix = flat.reshape(n, max(n_types, 1)).astype("float64")
+        matrix = np.bincount(sid[known] * n_types + type_idx[known], minlength=n * n_types).reshape(n, n_types)
         for j, t in enumerate(spec.activity_types):
-            out[f"{t}_{w}d"] = pd.Series(matrix[:, j])
-        out[f"activities_{w}d"] = pd.Series(np.bincount(sid[in_window], minlength=n).astype("float64"))
+            out[f"{t}_{w}d"] = matrix[:, j].astype("float64")
+        out[f"activities_{w}d"] = np.bincount(sid[in_window], minlength=n).astype("float64")
     longest = max(spec.windows_days)
-    raised = (age <= longest) & np.isin(m["activity_type"].to_numpy(dtype=object), spec.hand_raiser_types)
-    out[f"hand_raisers_{longest}d"] = pd.Series(np.bincount(sid[raised], minlength=n).astype("float64"))
-    last = np.full(n, np.nan)
-    first = np.full(n, np.nan)
+    raised = (age <= longest * DAY_US) & np.isin(types, spec.hand_raiser_types)
+    out[f"hand_raisers_{longest}d"] = np.bincount(sid[raised], minlength=n).astype("float64")
+    last, first = np.full(n, np.nan), np.full(n, np.nan)
     if len(sid):
         order = np.argsort(sid, kind="stable")
         s_sorted, a_sorted = sid[order], age[order]
         starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-        last[s_sorted[starts]] = np.minimum.reduceat(a_sorted, starts)
-        first[s_sorted[starts]] = np.maximum.reduceat(a_sorted, starts)
-    out["days_since_last_activity"] = pd.Series(last)
-    out["days_since_first_activity"] = pd.Series(first)
-    unsub = m["activity_type"].to_numpy(dtype=object) == "unsubscribe"
-    out["has_unsubscribed"] = pd.Series((np.bincount(sid[unsub], minlength=n) > 0).astype("float64"))
+        last[s_sorted[starts]] = np.minimum.reduceat(a_sorted, starts) / DAY_US
+        first[s_sorted[starts]] = np.maximum.reduceat(a_sorted, starts) / DAY_US
+    out["days_since_last_activity"] = last
+    out["days_since_first_activity"] = first
+    out["has_unsubscribed"] = (np.bincount(sid[types == "unsubscribe"], minlength=n) > 0).astype("float64")
     return out
 
 
+ENGINES = ("numpy", "duckdb", "pyspark")
+
+
+def _interest_features(
+    snapshots: pd.DataFrame, created_at: pd.Series, activities: pd.DataFrame, spec: FeatureSpec, engine: str
+) -> dict[str, pd.Series]:
+    as_of_us = micros(snapshots["as_of"])
+    lead_ids = snapshots["lead_id"].to_numpy(dtype=object)
+    acts = marketing_activities(activities, spec)
+    if engine == "numpy":
+        values = interest_numpy(lead_ids, as_of_us, acts, spec)
+    elif engine in ENGINES:
+        from features.engine import interest_ibis
+
+        values = interest_ibis(lead_ids, as_of_us, acts, spec, backend=engine)
+    else:
+        raise ValueError(f"features.engine: expected one of {', '.join(ENGINES)}, found {engine!r}")
+    values["lead_age_days"] = (as_of_us - micros(created_at)) / DAY_US
+    return {name: pd.Series(v) for name, v in values.items()}
+
+
 def compute_features(
-    snapshots: pd.DataFrame, leads: pd.DataFrame, activities: pd.DataFrame, spec: FeatureSpec
+    snapshots: pd.DataFrame, leads: pd.DataFrame, activities: pd.DataFrame, spec: FeatureSpec, engine: str = "numpy"
 ) -> pd.DataFrame:
-    """Raw feature values (categories as text) for each (lead_id, as_of) row of ``snapshots``."""
+    """Raw feature values (categories as text) for each (lead_id, as_of) row of ``snapshots``.
+
+    ``engine`` runs the activity aggregation in process (``numpy``, the live path) or through Ibis
+    on ``duckdb`` or ``pyspark``; all three give identical numbers.
+    """
     profile = leads.drop_duplicates("lead_id").set_index("lead_id").reindex(snapshots["lead_id"].to_numpy())
     raw = _fit_features(profile, spec)
-    raw |= _interest_features(snapshots.reset_index(drop=True), profile["created_at"], activities, spec)
+    raw |= _interest_features(snapshots.reset_index(drop=True), profile["created_at"], activities, spec, engine)
     frame = pd.DataFrame({f.name: raw[f.name] for f in spec.features})
     frame.index = snapshots.index
     return frame

@@ -286,7 +286,7 @@ def score(
             console.print(f"[yellow]rules answer:[/] {why}", highlight=False)
         snaps = scoring_snapshots(export, ts)
         with console.status(f"scoring {len(snaps):,} leads as of {ts.isoformat()}"):
-            results = score_leads(scorer, snaps, export.leads, export.activities, top_k=top_k)
+            results = score_leads(scorer, snaps, export.leads, export.activities, top_k=top_k, engine=params.features.engine)
     rows = [{
         "lead_id": r.lead_id,
         "as_of": ts.isoformat(),

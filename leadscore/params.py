@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -34,6 +34,7 @@ class FeatureParams(_Strict):
     competitor_domains: list[str] = Field(default_factory=list)
     column_types: dict[str, str] = Field(default_factory=dict)
     max_category_levels: int = Field(50, gt=1)
+    engine: Literal["numpy", "duckdb", "pyspark"] = "duckdb"
 
     @model_validator(mode="after")
     def _check(self) -> "FeatureParams":

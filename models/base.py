@@ -57,10 +57,15 @@ def grade_from_cutoffs(values: np.ndarray, a: float, b: float, c: float) -> list
 
 
 def score_leads(
-    scorer: Scorer, snapshots: pd.DataFrame, leads: pd.DataFrame, activities: pd.DataFrame, top_k: int = 3
+    scorer: Scorer,
+    snapshots: pd.DataFrame,
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    top_k: int = 3,
+    engine: str = "numpy",
 ) -> list[LeadScore]:
     """Score ``(lead_id, as_of)`` rows with any scorer: one feature definition for all paths."""
-    raw = compute_features(snapshots, leads, activities, scorer.spec)
+    raw = compute_features(snapshots, leads, activities, scorer.spec, engine=engine)
     return scorer.score_frame(raw, snapshots["lead_id"].astype(str).tolist(), top_k=top_k)
 
 

@@ -60,7 +60,7 @@ def build_dataset(export: Export | Path | str, params: Params, out_dir: Path | s
             f"export ends {export.data_end}); the export needs more history than the horizon"
         )
     spec = infer_spec(export.leads, export.activities, params.features)
-    raw = compute_features(snaps, export.leads, export.activities, spec)
+    raw = compute_features(snaps, export.leads, export.activities, spec, engine=params.features.engine)
     spec = learn_categories(spec, raw, params.features.max_category_levels)
     split, cutoffs = assign_split(snaps, params)
     table = pd.concat([snaps.assign(split=split.to_numpy()), raw], axis=1)
