@@ -1,0 +1,281 @@
+"""Leakage audit: look at every feature column for signs that it was written after the outcome.
+
+Three checks, each a cheap statistic with a sentence of evidence:
+
+- ``single_feature_auc``: the column alone ranks the label (AUC at or above ``auc_threshold``).
+  Numeric columns: the AUC of the value (either direction; missing values tried at both ends),
+  and of its quantile bins encoded out of fold, whichever is higher, so a sentinel or a
+  middle band that leaks is not missed. Categorical columns: out-of-fold (5-fold) target-rate
+  encoding, missing counted as a level, so an identifier with one level per row scores ~0.5
+  instead of a trivial 1.0.
+- ``filled_only_for_positives``: where the column has a value, nearly every row is a positive,
+  though positives are a minority and most negatives have no value (columns of won deals
+  joined onto every lead, e.g. Olist's closed-deal columns).
+- ``dated_after_snapshot``: given the date each value was recorded (``times``) and each row's
+  snapshot (``as_of``), values dated at or after the snapshot.
+
+A statistic cannot prove a column is clean: a leak weaker than the threshold (X Education's
+``Lead Quality``, single-feature AUC ~0.80) passes. The dataset spec's ``drop`` list, with a
+reason per column, stays the first line of defence; the audit catches the gross cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+Check = Literal["single_feature_auc", "filled_only_for_positives", "dated_after_snapshot"]
+FOLDS = 5
+NUMERIC_BINS = 20
+SEED = 0
+# "Filled only for positives" needs positives to be a minority, and enough filled rows to mean anything.
+FILL_MAX_BASE_RATE = 0.5
+FILL_MIN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason to suspect a column: which column, which check, and the numbers behind it."""
+
+    column: str
+    check: Check
+    evidence: str
+
+    def __str__(self) -> str:
+        return f"{self.column} [{self.check}]: {self.evidence}"
+
+
+@dataclass
+class AuditResult:
+    """Every finding of an audit; ``passed`` when there are none."""
+
+    findings: list[Finding]
+    checked: int
+    single_feature_auc: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+    def columns(self, check: Check | None = None) -> set[str]:
+        """The flagged columns, optionally for one check only."""
+        return {f.column for f in self.findings if check is None or f.check == check}
+
+    def to_dict(self) -> dict:
+        """JSON-ready, e.g. for ``mlflow.log_dict(result.to_dict(), "leakage_audit.json")``."""
+        return {
+            "passed": self.passed,
+            "checked": self.checked,
+            "thresholds": dict(self.thresholds),
+            "findings": [asdict(f) for f in self.findings],
+            "single_feature_auc": {k: round(v, 4) for k, v in self.single_feature_auc.items()},
+        }
+
+
+class LeakageError(ValueError):
+    """The audit found columns that look leaky; the message lists every finding."""
+
+    def __init__(self, result: AuditResult):
+        self.result = result
+        lines = [f"leakage audit: {len(result.findings)} finding(s) in {result.checked} columns"]
+        lines += [f"  - {f}" for f in result.findings]
+        lines.append("drop these columns (with a why), or pass allow_leaky=True to keep them knowingly")
+        super().__init__("\n".join(lines))
+
+
+def raise_if_leaky(result: AuditResult, allow_leaky: bool = False) -> AuditResult:
+    """Raise ``LeakageError`` listing every finding, unless there is none or ``allow_leaky``."""
+    if not result.passed and not allow_leaky:
+        raise LeakageError(result)
+    return result
+
+
+def audit_features(
+    features: pd.DataFrame,
+    label: pd.Series,
+    *,
+    times: pd.DataFrame | None = None,
+    as_of: pd.Series | None = None,
+    auc_threshold: float = 0.90,
+    fill_threshold: float = 0.95,
+) -> AuditResult:
+    """Check every column of ``features`` against the 0/1 ``label`` (same rows, same order).
+
+    ``times`` holds, per feature column (same name), when each value was recorded; with
+    ``as_of`` (each row's snapshot) any value dated at or after its snapshot is a finding.
+    Pure: nothing is logged or written.
+    """
+    y = _binary(label, len(features))
+    if (times is None) != (as_of is None):
+        raise ValueError("give both times and as_of, or neither")
+    folds = _folds(y)
+    findings: list[Finding] = []
+    aucs: dict[str, float] = {}
+    for col in features.columns:
+        values = features[col]
+        auc, how = _single_auc(values, y, folds)
+        aucs[str(col)] = auc
+        if auc >= auc_threshold:
+            findings.append(Finding(
+                str(col), "single_feature_auc",
+                f"alone it ranks the label with AUC {auc:.3f} (threshold {auc_threshold:.2f}); {how}",
+            ))
+        fill = _filled_only_for_positives(values, y, fill_threshold)
+        if fill:
+            findings.append(Finding(str(col), "filled_only_for_positives", fill))
+    if times is not None:
+        findings += _dated_after(features, times, as_of)
+    return AuditResult(
+        findings=findings,
+        checked=features.shape[1],
+        single_feature_auc=aucs,
+        thresholds={"auc": auc_threshold, "fill": fill_threshold},
+    )
+
+
+def _binary(label: pd.Series, n: int) -> np.ndarray:
+    y = pd.Series(label)
+    if len(y) != n:
+        raise ValueError(f"label has {len(y)} rows, features {n}")
+    if y.isna().any():
+        raise ValueError(f"label has {int(y.isna().sum())} missing values")
+    values = y.astype("int64").to_numpy() if not pd.api.types.is_bool_dtype(y) else y.to_numpy().astype(np.int64)
+    if not np.isin(values, (0, 1)).all():
+        raise ValueError(f"label must be 0/1, found values {sorted(set(values.tolist()))[:5]}")
+    if values.min() == values.max():
+        raise ValueError(f"label has one class only ({values[0]}); no check can be computed")
+    return values
+
+
+def _folds(y: np.ndarray) -> np.ndarray:
+    """A fold number per row, stratified by label, reproducible."""
+    rng = np.random.default_rng(SEED)
+    fold = np.empty(len(y), dtype=np.int64)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        fold[rng.permutation(idx)] = np.arange(len(idx)) % FOLDS
+    return fold
+
+
+def _auc(score: np.ndarray, y: np.ndarray) -> float:
+    """ROC AUC by ranks (Mann-Whitney), ties counted half."""
+    ranks = rankdata(score)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _oof_target_rate(codes: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each row's level encoded by the positive rate of that level in the other folds (smoothed to the prior)."""
+    k = int(codes.max()) + 1
+    out = np.empty(len(y))
+    for f in range(FOLDS):
+        test = folds == f
+        train = ~test
+        n = np.bincount(codes[train], minlength=k)
+        pos = np.bincount(codes[train], weights=y[train], minlength=k)
+        prior = y[train].mean()
+        out[test] = ((pos + prior) / (n + 1))[codes[test]]
+    return out
+
+
+def _single_auc(values: pd.Series, y: np.ndarray, folds: np.ndarray) -> tuple[float, str]:
+    """The best AUC the column reaches alone, and how it was measured."""
+    missing = values.isna().to_numpy()
+    n_missing = int(missing.sum())
+    if n_missing == len(values):
+        return 0.5, "every value is missing"
+    is_numeric = (
+        pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    ) or pd.api.types.is_datetime64_any_dtype(values)
+    if not is_numeric:
+        codes, levels = pd.factorize(values, use_na_sentinel=True)
+        codes = np.where(codes < 0, len(levels), codes)
+        auc = _auc(_oof_target_rate(codes, y, folds), y)
+        na = f" plus missing ({n_missing} rows)" if n_missing else ""
+        return auc, f"categorical, {len(levels)} levels{na}, {FOLDS}-fold out-of-fold target rate"
+
+    x = _as_float(values)
+    finite = x[~missing]
+    best, how = 0.5, ""
+    for place, fill in (("lowest", -np.inf), ("highest", np.inf)):
+        auc = _auc(np.where(missing, fill, x), y)
+        for a, direction in ((auc, "higher"), (1 - auc, "lower")):
+            if a > best:
+                na = f", the {n_missing} missing values ranked {place}" if n_missing else ""
+                best, how = a, f"numeric, {direction} values mean positive{na}"
+        if not n_missing:
+            break
+    # Quantile bins (missing as its own bin) encoded out of fold: catches a leak in a middle band.
+    ranks = rankdata(finite, method="dense")
+    n_levels = int(ranks.max())
+    codes = np.full(len(x), -1, dtype=np.int64)
+    codes[~missing] = ranks - 1 if n_levels <= NUMERIC_BINS else np.floor(
+        (rankdata(finite, method="average") - 1) / len(finite) * NUMERIC_BINS
+    ).astype(np.int64)
+    codes[missing] = codes.max() + 1
+    binned = _oof_target_rate(codes, y, folds)
+    auc = _auc(binned, y)
+    if auc > best:
+        na = " plus missing" if n_missing else ""
+        bins = f"{n_levels} values" if n_levels <= NUMERIC_BINS else f"{NUMERIC_BINS} quantile bins"
+        best, how = auc, f"numeric, {bins}{na} as levels, {FOLDS}-fold out-of-fold target rate"
+    return best, how
+
+
+def _as_float(values: pd.Series) -> np.ndarray:
+    """Numbers as float64 with NaN for missing; datetimes as their position on the time line."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert(None)
+        stamps = values.to_numpy()
+        x = stamps.astype("int64").astype("float64")
+        x[pd.isna(stamps)] = np.nan
+        return x
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _filled_only_for_positives(values: pd.Series, y: np.ndarray, fill_threshold: float) -> str | None:
+    filled = values.notna().to_numpy()
+    n_filled = int(filled.sum())
+    if n_filled < FILL_MIN_ROWS or n_filled == len(y):
+        return None
+    base = y.mean()
+    pos_filled = int(y[filled].sum())
+    share = pos_filled / n_filled
+    neg = y == 0
+    neg_missing = float((~filled[neg]).mean())
+    if share >= fill_threshold and base < FILL_MAX_BASE_RATE and neg_missing > 0.5:
+        return (
+            f"has a value in {n_filled:,} of {len(y):,} rows and {pos_filled:,} of them ({share:.1%}) are positive, "
+            f"against {base:.1%} positive overall; it is missing for {neg_missing:.1%} of the {int(neg.sum()):,} negatives"
+        )
+    return None
+
+
+def _dated_after(features: pd.DataFrame, times: pd.DataFrame, as_of: pd.Series) -> list[Finding]:
+    if len(times) != len(features) or len(as_of) != len(features):
+        raise ValueError(f"times ({len(times)}) and as_of ({len(as_of)}) must have the {len(features)} rows of features")
+    unknown = [c for c in times.columns if c not in features.columns]
+    if unknown:
+        raise ValueError(f"times has columns that are not features: {unknown}")
+    snap = pd.to_datetime(pd.Series(as_of)).to_numpy()
+    findings = []
+    for col in times.columns:
+        stamp = pd.to_datetime(times[col]).to_numpy()
+        known = ~pd.isna(stamp) & ~pd.isna(snap)
+        late = known & (stamp >= snap)
+        n_late = int(late.sum())
+        if n_late:
+            lag = pd.Series(stamp[late] - snap[late])
+            findings.append(Finding(
+                str(col), "dated_after_snapshot",
+                f"{n_late:,} of {int(known.sum()):,} dated values ({n_late / known.sum():.1%}) are recorded at or after "
+                f"the row's snapshot, by a median of {lag.median().days} days (up to {lag.max().days} days)",
+            ))
+    return findings
