@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -28,7 +29,7 @@ DEFAULT_MODEL = Path("artifacts/model")
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -37,8 +38,9 @@ def _known_errors():
     from leadscore.params import ParamsError
     from models.lgbm import ModelLoadError
     from models.rules import RulesError
+    from training.audit import LeakageError
 
-    return (ContractError, ParamsError, RulesError, ModelLoadError, ValueError, FileNotFoundError)
+    return (ContractError, ParamsError, RulesError, ModelLoadError, LeakageError, ValueError, FileNotFoundError)
 
 
 def _params(path: Path):
@@ -63,6 +65,7 @@ EXPORT_HELP = "CRM export: a folder of CSV/Parquet tables, or a database URL (sq
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="Pipeline parameters (YAML).")
 DatasetOpt = typer.Option(DEFAULT_DATASET, "--dataset", help="Training set from `leadscore features`.")
 ModelDirOpt = typer.Option(DEFAULT_MODEL, "--model-dir", help="Model folder from `leadscore train`.")
+AllowLeakyOpt = typer.Option(False, "--allow-leaky", help="Train even if the leakage audit finds suspicious features.")
 MetricsOpt = typer.Option(Path("metrics/evaluate.json"), "--metrics", help="Evaluation metrics (JSON).")
 
 
@@ -119,7 +122,7 @@ def validate(
         export = read_export(data)
     except ContractError as exc:
         for p in exc.problems:
-            console.print(f"[red]✗[/] {p}", highlight=False)
+            console.print(f"[red]✗[/] {escape(str(p))}", highlight=False, soft_wrap=True)
         if report:
             report.parent.mkdir(parents=True, exist_ok=True)
             report.write_text(json.dumps({"fatal": [str(p) for p in exc.problems]}, indent=1))
@@ -131,7 +134,7 @@ def validate(
         table.add_row(name, f"{len(frame):,}", f"{export.dropped[name]:,}")
     out.print(table)
     for p in export.problems[:show]:
-        console.print(f"[yellow]![/] {p}", highlight=False)
+        console.print(f"[yellow]![/] {escape(str(p))}", highlight=False, soft_wrap=True)
     if len(export.problems) > show:
         console.print(f"… and {len(export.problems) - show:,} more problems (see --report)")
     if report:
@@ -154,16 +157,17 @@ def validate(
 def features(
     data: str = typer.Option(..., "--data", help=EXPORT_HELP),
     out_dir: Path = typer.Option(DEFAULT_DATASET, "--out", help="Where the training set goes."),
+    allow_leaky: bool = AllowLeakyOpt,
     params_path: Path = ParamsOpt,
 ) -> None:
-    """Build the labelled point-in-time training set (snapshots, features, time split)."""
+    """Build the labelled point-in-time training set (snapshots, features, time split, leakage audit)."""
     from training.dataset import build_dataset
 
     with _Guard():
         params = _params(params_path)
         export = _read(data)
         with console.status("building point-in-time snapshots and features"):
-            summary = build_dataset(export, params, out_dir)
+            summary = build_dataset(export, params, out_dir, allow_leaky=allow_leaky)
     console.print(
         f"[green]✓[/] {summary['snapshots']:,} snapshots of {summary['leads']:,} leads, "
         f"{summary['positives']:,} won; censored {summary['censored_horizon']:,} (horizon not over) "
@@ -173,12 +177,44 @@ def features(
 
 
 @app.command()
+def audit(
+    spec: Path = typer.Option(..., "--spec", help="Dataset spec (YAML) of a flat one-row-per-lead export."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where the spec's files live (default ../shared/data)."),
+) -> None:
+    """Leakage audit of a flat export's features: exit 1 naming every suspicious column."""
+    from features.flat import load_flat
+    from training.audit import audit_features
+
+    with _Guard():
+        flat = load_flat(spec, data_root)
+        result = audit_features(flat.features, flat.label)
+    console.print(
+        f"{flat.name}: {len(flat.label):,} rows ({flat.rows_dropped.count:,} dropped), positive rate "
+        f"{flat.positive_rate:.2%}, {result.checked} features checked, {len(flat.dropped)} columns dropped by the spec",
+        highlight=False,
+    )
+    table = Table(show_edge=False)
+    table.add_column("feature")
+    table.add_column("group")
+    table.add_column("AUC alone", justify="right")
+    for name, auc in sorted(result.single_feature_auc.items(), key=lambda kv: -kv[1]):
+        table.add_row(name, flat.groups.get(name, ""), f"{auc:.3f}")
+    out.print(table)
+    for finding in result.findings:
+        console.print(f"[red]✗[/] {escape(str(finding))}", highlight=False, soft_wrap=True)
+    if not result.passed:
+        raise typer.Exit(1)
+    console.print("[green]✓ no feature looks leaky[/]")
+
+
+@app.command()
 def train(
     data: Optional[str] = typer.Option(None, "--data", help=EXPORT_HELP + " Builds features, trains, evaluates, registers."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="A training set from `leadscore features` instead."),
     model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir", help="Where the model folder goes."),
     do_evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate against the rules."),
     do_register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow, register, set alias."),
+    allow_leaky: bool = AllowLeakyOpt,
     params_path: Path = ParamsOpt,
 ) -> None:
     """Train LightGBM; with --data the whole chain: features → train → evaluate → register."""
@@ -198,7 +234,7 @@ def train(
             export = _read(data)
             dataset = DEFAULT_DATASET if dataset is None else dataset
             with console.status("building features"):
-                build_dataset(export, params, dataset)
+                build_dataset(export, params, dataset, allow_leaky=allow_leaky)
         with console.status("training LightGBM"):
             model = train_model(dataset, params, model_dir)
         console.print(f"[green]✓[/] trained {model.info['trees']} trees on {model.info['train_rows']:,} snapshots → {model_dir}")

@@ -84,7 +84,7 @@ class LeakageError(ValueError):
         self.result = result
         lines = [f"leakage audit: {len(result.findings)} finding(s) in {result.checked} columns"]
         lines += [f"  - {f}" for f in result.findings]
-        lines.append("drop these columns (with a why), or pass allow_leaky=True to keep them knowingly")
+        lines.append("drop these columns (with a why), or pass --allow-leaky (allow_leaky=True) to keep them knowingly")
         super().__init__("\n".join(lines))
 
 

@@ -12,6 +12,7 @@ from features.build import compute_features, infer_spec, learn_categories
 from features.contract import Export, read_export
 from features.snapshots import training_snapshots
 from leadscore.params import Params
+from training.audit import audit_features, raise_if_leaky
 
 DATASET_FILE = "snapshots.parquet"
 SPEC_FILE = "spec.json"
@@ -48,8 +49,17 @@ def assign_split(snaps: pd.DataFrame, params: Params) -> tuple[pd.Series, dict[s
     return split, {k: v.isoformat() for k, v in cutoffs.items()}
 
 
-def build_dataset(export: Export | Path | str, params: Params, out_dir: Path | str) -> dict:
-    """Write ``snapshots.parquet`` (lead_id, as_of, label, split, raw features) and ``spec.json``."""
+AUDIT_FILE = "audit.json"
+
+
+def build_dataset(
+    export: Export | Path | str, params: Params, out_dir: Path | str, *, allow_leaky: bool = False
+) -> dict:
+    """Write ``snapshots.parquet`` (lead_id, as_of, label, split, raw features) and ``spec.json``.
+
+    Every feature is audited for leakage on the rows a model learns from; a suspicious one stops
+    the run with the column and the evidence (raises LeakageError) unless ``allow_leaky``.
+    """
     export = export if isinstance(export, Export) else read_export(export)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -63,6 +73,10 @@ def build_dataset(export: Export | Path | str, params: Params, out_dir: Path | s
     raw = compute_features(snaps, export.leads, export.activities, spec, engine=params.features.engine)
     spec = learn_categories(spec, raw, params.features.max_category_levels)
     split, cutoffs = assign_split(snaps, params)
+    learn = (split != "test").to_numpy()
+    audit = audit_features(raw.loc[learn], snaps["label"].loc[learn])
+    (out_dir / AUDIT_FILE).write_text(json.dumps({**audit.to_dict(), "allowed_leaky": allow_leaky}, indent=1))
+    raise_if_leaky(audit, allow_leaky)
     table = pd.concat([snaps.assign(split=split.to_numpy()), raw], axis=1)
     table.to_parquet(out_dir / DATASET_FILE, index=False)
     (out_dir / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=1))
@@ -74,6 +88,7 @@ def build_dataset(export: Export | Path | str, params: Params, out_dir: Path | s
         "data_start": export.leads["created_at"].min().isoformat(),
         "data_end": export.data_end.isoformat(),
         "dropped_rows": export.dropped,
+        "leakage_audit": "passed" if audit.passed else "findings allowed by --allow-leaky",
         **cutoffs,
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))

@@ -78,6 +78,10 @@ def register_model(
         mlflow.log_metrics({f"{scorer}_{k}": v for scorer in ("model", "rules") for k, v in metrics[scorer].items()})
         mlflow.log_metrics({"test_rows": metrics["test_rows"], "test_positives": metrics["test_positives"]})
         mlflow.log_dict(summary, "dataset_summary.json")
+        audit_file = Path(dataset_dir) / "audit.json"
+        if audit_file.exists():
+            mlflow.log_dict(json.loads(audit_file.read_text()), "leakage_audit.json")
+            mlflow.set_tag("leakage_audit", summary.get("leakage_audit", "unknown"))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).resolve().parents[1] / "models" / "mlflow_pyfunc.py"),

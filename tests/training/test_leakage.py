@@ -41,3 +41,32 @@ def test_no_snapshot_after_the_hand_over(trained, demo_dir):
     first = export.opportunities.groupby("lead_id")["created_at"].min()
     handed = table["lead_id"].map(first)
     assert (handed.isna() | (table["as_of"] <= handed)).all()
+
+
+def test_a_leaky_profile_column_stops_training_unless_allowed(demo_dir, params, tmp_path):
+    """A CRM 'status' column written after the deal (like X Education's Tags) is caught by name."""
+    import json
+
+    import pytest
+
+    from training.audit import LeakageError
+    from training.dataset import build_dataset
+
+    export = read_export(demo_dir)
+    won = set(export.opportunities.loc[export.opportunities["stage"] == "won", "lead_id"])
+    export.leads["crm_status"] = export.leads["lead_id"].map(lambda i: "customer" if i in won else "nurturing")
+    with pytest.raises(LeakageError) as err:
+        build_dataset(export, params, tmp_path / "refused")
+    assert "crm_status [single_feature_auc]" in str(err.value) and "--allow-leaky" in str(err.value)
+    summary = build_dataset(export, params, tmp_path / "allowed", allow_leaky=True)
+    audit = json.loads((tmp_path / "allowed" / "audit.json").read_text())
+    assert summary["leakage_audit"] == "findings allowed by --allow-leaky"
+    assert [f["column"] for f in audit["findings"]] == ["crm_status"] and audit["allowed_leaky"] is True
+
+
+def test_the_demo_features_pass_the_audit(trained):
+    import json
+
+    audit = json.loads((trained["dataset"] / "audit.json").read_text())
+    assert audit["passed"] and audit["checked"] == len(trained["model"].spec.names)
+    assert max(audit["single_feature_auc"].values()) < 0.9

@@ -75,6 +75,7 @@ def test_mlflow_run_has_params_metrics_and_commit(trained, params):
     assert run.data.params["train.lgbm.num_leaves"] == str(params.train.lgbm["num_leaves"])
     assert abs(run.data.metrics["model_roc_auc"] - trained["metrics"]["model"]["roc_auc"]) < 1e-12
     assert {"git_commit", "data_fingerprint", "data_end"} <= set(run.data.tags)
+    assert run.data.tags["leakage_audit"] == "passed"
 
 
 def test_score_command_scores_open_leads_only_with_past_data(trained, demo_dir, tmp_path):
