@@ -218,7 +218,8 @@ def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFram
             out[f"{t}_{w}d"] = matrix[:, j].astype("float64")
         out[f"activities_{w}d"] = np.bincount(sid[in_window], minlength=n).astype("float64")
     longest = max(spec.windows_days)
-    raised = (age <= longest * DAY_US) & np.isin(types, spec.hand_raiser_types)
+    # Only types in the vocabulary count, as in every engine (a type too rare to be learned is noise).
+    raised = (age <= longest * DAY_US) & np.isin(types, [t for t in spec.hand_raiser_types if t in spec.activity_types])
     out[f"hand_raisers_{longest}d"] = np.bincount(sid[raised], minlength=n).astype("float64")
     last, first = np.full(n, np.nan), np.full(n, np.nan)
     if len(sid):
@@ -229,7 +230,8 @@ def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFram
         first[s_sorted[starts]] = np.maximum.reduceat(a_sorted, starts) / DAY_US
     out["days_since_last_activity"] = last
     out["days_since_first_activity"] = first
-    out["has_unsubscribed"] = (np.bincount(sid[types == "unsubscribe"], minlength=n) > 0).astype("float64")
+    unsub = types == "unsubscribe" if "unsubscribe" in spec.activity_types else np.zeros(len(types), dtype=bool)
+    out["has_unsubscribed"] = (np.bincount(sid[unsub], minlength=n) > 0).astype("float64")
     return out
 
 

@@ -180,6 +180,8 @@ def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
             windows.add(int(match["days"]))
         elif rule.feature not in standard:
             profile[rule.feature] = rule.kind
+    # Hand-raisers and unsubscribes feed derived features the rules may name.
+    activity_types |= {t.lower() for t in cfg.hand_raiser_types} | {"unsubscribe"}
     spec = FeatureSpec(
         activity_types=sorted(activity_types),
         windows_days=sorted(windows),
