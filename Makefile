@@ -27,6 +27,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 bench: venv
+	$(BIN)/python bench/features_scale.py
 	$(BIN)/python bench/run.py
 
 clean:

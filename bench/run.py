@@ -139,6 +139,21 @@ def main() -> None:
                      f"model median {statistics.median(single['model']) * 1e3:.2f} ms, p99 {_p(single['model'], 0.99) * 1e3:.2f} ms",
                      f"rules median {statistics.median(single['rules']) * 1e3:.2f} ms, p99 {_p(single['rules'], 0.99) * 1e3:.2f} ms"))
 
+    scale_file = ROOT / "bench" / "features_scale.json"
+    if scale_file.exists():  # written by bench/features_scale.py, which `make bench` runs first
+        scale = json.loads(scale_file.read_text())
+        for size in sorted({r["activities"] for r in scale}):
+            by = {r["engine"]: r for r in scale if r["activities"] == size}
+            duck, pandas_ = by.get("duckdb", {}), by.get("numpy", {})
+
+            def fmt(r):
+                return r["error"] if "error" in r else f"{r['seconds']:.1f} s, peak {r['peak_mb'] / 1024:.1f} GiB"
+
+            ratio = (f" (pandas/DuckDB time {pandas_['seconds'] / duck['seconds']:.2f}×)"
+                     if "seconds" in duck and "seconds" in pandas_ else "")
+            rows.append(("batch features, synthetic export", f"{size:,} activities, {duck.get('snapshots', 0):,} snapshots",
+                         f"Ibis on DuckDB {fmt(duck)}", f"in-process pandas/numpy {fmt(pandas_)}{ratio}"))
+
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     results = {"machine": machine, "rows": rows}
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1))
