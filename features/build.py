@@ -243,13 +243,12 @@ def _interest_features(
 ) -> dict[str, pd.Series]:
     as_of_us = micros(snapshots["as_of"])
     lead_ids = snapshots["lead_id"].to_numpy(dtype=object)
-    acts = marketing_activities(activities, spec)
     if engine == "numpy":
-        values = interest_numpy(lead_ids, as_of_us, acts, spec)
+        values = interest_numpy(lead_ids, as_of_us, marketing_activities(activities, spec), spec)
     elif engine in ENGINES:
         from features.engine import interest_ibis
 
-        values = interest_ibis(lead_ids, as_of_us, acts, spec, backend=engine)
+        values = interest_ibis(lead_ids, as_of_us, activities, spec, backend=engine)
     else:
         raise ValueError(f"features.engine: expected one of {', '.join(ENGINES)}, found {engine!r}")
     values["lead_age_days"] = (as_of_us - micros(created_at)) / DAY_US

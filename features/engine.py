@@ -11,7 +11,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from features.build import DAY_US, FeatureSpec
+from features.build import DAY_US, FeatureSpec, micros
 
 
 @cache
@@ -89,29 +89,37 @@ def interest_exprs(snapshots, activities, spec: FeatureSpec):
 
 
 def interest_ibis(
-    lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFrame, spec: FeatureSpec, backend: str = "duckdb"
+    lead_ids: np.ndarray, as_of_us: np.ndarray, activities: pd.DataFrame, spec: FeatureSpec, backend: str = "duckdb"
 ) -> dict[str, np.ndarray]:
-    """Interest features for (lead_id, as_of) rows, aggregated by ``backend`` through Ibis."""
+    """Interest features for (lead_id, as_of) rows, aggregated by ``backend`` through Ibis.
+
+    ``activities`` is the export's table as it is (``lead_id, occurred_at, activity_type``): the
+    engine drops sales types and codes activity types itself, so 10M strings never become Python
+    objects (pandas' Arrow strings reach DuckDB without a copy).
+    """
     import ibis
 
     con = connect(backend)
     n = len(lead_ids)
-    # Integer codes: a lead is its position among the snapshots' leads; activities of other leads go.
-    lead_codes, uniques = pd.factorize(pd.Series(lead_ids, dtype=object))
-    act_lead = pd.Index(uniques).get_indexer(acts["lead_id"].to_numpy(dtype=object))
-    keep = act_lead >= 0
-    snaps = pd.DataFrame({"sid": np.arange(n, dtype="int64"), "lead": lead_codes.astype("int64"), "as_of_us": as_of_us})
-    coded = pd.DataFrame({
-        "lead": act_lead[keep].astype("int64"),
-        "occurred_us": acts["occurred_us"].to_numpy(dtype="int64")[keep],
-        "kind": pd.Categorical(acts["activity_type"].to_numpy(dtype=object)[keep], categories=spec.activity_types)
-        .codes.astype("int64"),
+    snaps = pd.DataFrame({"sid": np.arange(n, dtype="int64"), "lead_id": pd.Series(lead_ids, dtype="str"),
+                          "as_of_us": as_of_us})
+    acts = pd.DataFrame({
+        "lead_id": activities["lead_id"].astype("str").to_numpy(),
+        "occurred_us": micros(activities["occurred_at"]),
+        "activity_type": activities["activity_type"].astype("str").to_numpy(),
     })
+    vocab = pd.DataFrame({"type_name": pd.Series(spec.activity_types, dtype="str"),
+                          "kind": np.arange(len(spec.activity_types), dtype="int64")})
     if backend == "pyspark":
         s_tab = con.create_table("ls_snapshots", snaps, overwrite=True)
-        a_tab = con.create_table("ls_activities", coded, overwrite=True)
+        a_raw = con.create_table("ls_activities", acts, overwrite=True)
+        v_tab = con.create_table("ls_vocab", vocab, overwrite=True)
     else:
-        s_tab, a_tab = ibis.memtable(snaps), ibis.memtable(coded)
+        s_tab, a_raw, v_tab = ibis.memtable(snaps), ibis.memtable(acts), ibis.memtable(vocab)
+    a_raw = a_raw.filter(~a_raw.activity_type.isin(spec.sales_activity_types)) if spec.sales_activity_types else a_raw
+    coded = a_raw.left_join(v_tab, a_raw.activity_type == v_tab.type_name)
+    a_tab = coded.select(lead=coded.lead_id, occurred_us=coded.occurred_us, kind=coded.kind.fill_null(-1))
+    s_tab = s_tab.select(sid=s_tab.sid, lead=s_tab.lead_id, as_of_us=s_tab.as_of_us)
     counts_expr, latest_expr, history_expr = interest_exprs(s_tab, a_tab, spec)
     counts = con.execute(counts_expr)
     latest, history = (con.execute(e).set_index("sid").reindex(np.arange(n)) for e in (latest_expr, history_expr))
