@@ -84,6 +84,36 @@ def _read(data: str):
     return export
 
 
+class _Steps:
+    """A progress bar over a command's steps, with the elapsed time of the running one."""
+
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+        self.task = self.progress.add_task("", total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+    def step(self, description: str):
+        import contextlib
+
+        @contextlib.contextmanager
+        def running():
+            self.progress.update(self.task, description=description)
+            yield
+            self.progress.advance(self.task)
+
+        return running()
+
+
 def _print_registered(reg: dict) -> None:
     console.print(
         f"[green]✓[/] registered {reg['model_name']} version {reg['version']} as @{reg['alias']} ({reg['tracking_uri']})",
@@ -166,7 +196,7 @@ def features(
     with _Guard():
         params = _params(params_path)
         export = _read(data)
-        with console.status("building point-in-time snapshots and features"):
+        with _Steps(1) as bar, bar.step("building point-in-time snapshots, features and the leakage audit"):
             summary = build_dataset(export, params, out_dir, allow_leaky=allow_leaky)
     console.print(
         f"[green]✓[/] {summary['snapshots']:,} snapshots of {summary['leads']:,} leads, "
@@ -233,18 +263,25 @@ def train(
         if data is not None:
             export = _read(data)
             dataset = DEFAULT_DATASET if dataset is None else dataset
-            with console.status("building features"):
-                build_dataset(export, params, dataset, allow_leaky=allow_leaky)
-        with console.status("training LightGBM"):
-            model = train_model(dataset, params, model_dir)
+        steps = [data is not None, True, do_evaluate, do_evaluate and do_register]
+        with _Steps(sum(steps)) as bar:
+            if data is not None:
+                with bar.step("building point-in-time features (leakage audit included)"):
+                    build_dataset(export, params, dataset, allow_leaky=allow_leaky)
+            with bar.step("training LightGBM (early stopping, then refit)"):
+                model = train_model(dataset, params, model_dir)
+            metrics = reg = None
+            if do_evaluate:
+                with bar.step("evaluating model and SLA rules on the test period"):
+                    metrics = run_evaluate(dataset, model_dir, export, params)
+                if do_register:
+                    with bar.step("registering in MLflow"):
+                        reg = register_model(model_dir, dataset, metrics, params)
         console.print(f"[green]✓[/] trained {model.info['trees']} trees on {model.info['train_rows']:,} snapshots → {model_dir}")
-        if do_evaluate:
-            metrics = run_evaluate(dataset, model_dir, export, params)
+        if metrics:
             _print_metrics(metrics)
-            if do_register:
-                with console.status("registering in MLflow"):
-                    reg = register_model(model_dir, dataset, metrics, params)
-                _print_registered(reg)
+        if reg:
+            _print_registered(reg)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -321,7 +358,7 @@ def score(
         if why:
             console.print(f"[yellow]rules answer:[/] {why}", highlight=False)
         snaps = scoring_snapshots(export, ts)
-        with console.status(f"scoring {len(snaps):,} leads as of {ts.isoformat()}"):
+        with _Steps(1) as bar, bar.step(f"scoring {len(snaps):,} leads as of {ts.isoformat()}"):
             results = score_leads(scorer, snaps, export.leads, export.activities, top_k=top_k, engine=params.features.engine)
     rows = [{
         "lead_id": r.lead_id,
