@@ -31,6 +31,13 @@ class FeatureDef:
     group: Group
     kind: Kind
     categories: list[str] | None = None
+    label: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            from features.catalog import LANGS, label
+
+            self.label = {lang: label(self.name, lang) for lang in LANGS}
 
 
 @dataclass

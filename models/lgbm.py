@@ -18,7 +18,7 @@ import yaml
 
 from features.build import FeatureSpec, encode_matrix
 from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
-from models.texts import describe
+from features.catalog import describe
 
 MODEL_FILE = "model.lgb"
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from features.build import FeatureDef, FeatureSpec, _layout
 from leadscore.params import FeatureParams
 from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
-from models.texts import describe
+from features.catalog import describe
 
 _WINDOW = re.compile(r"^(?P<what>[a-z0-9_]+)_(?P<days>\d+)d$")
 _DERIVED = {"activities", "hand_raisers"}

@@ -1,0 +1,138 @@
+"""What every feature means, for people: a group (fit or interest), a label in English and German,
+and how to phrase a value ("Visited the pricing page 3× in the last 14 days" / "Hat die Preisseite
+in den letzten 14 Tagen 3× besucht"). Explanations and the lead card read it from here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+Lang = Literal["en", "de"]
+LANGS: tuple[Lang, ...] = ("en", "de")
+
+# activity type → (label en, label de, sentence en, sentence de); {n} count, {days} window
+ACTIVITIES: dict[str, tuple[str, str, str, str]] = {
+    "email_open": ("E-mail opens", "E-Mail-Öffnungen",
+                   "Opened {n} e-mail(s) in the last {days} days", "Hat in den letzten {days} Tagen {n} E-Mail(s) geöffnet"),
+    "email_click": ("E-mail clicks", "Klicks in E-Mails",
+                    "Clicked {n} e-mail link(s) in the last {days} days", "Hat in den letzten {days} Tagen {n}× in E-Mails geklickt"),
+    "page_view": ("Website visits", "Website-Besuche",
+                  "Viewed {n} web page(s) in the last {days} days", "Hat in den letzten {days} Tagen {n} Webseite(n) aufgerufen"),
+    "pricing_page_view": ("Pricing page visits", "Besuche der Preisseite",
+                          "Visited the pricing page {n}× in the last {days} days", "Hat die Preisseite in den letzten {days} Tagen {n}× besucht"),
+    "whitepaper_download": ("Whitepaper downloads", "Whitepaper-Downloads",
+                            "Downloaded {n} whitepaper(s) in the last {days} days", "Hat in den letzten {days} Tagen {n} Whitepaper heruntergeladen"),
+    "webinar_attendance": ("Webinars attended", "Besuchte Webinare",
+                           "Attended {n} webinar(s) in the last {days} days", "Hat in den letzten {days} Tagen an {n} Webinar(en) teilgenommen"),
+    "demo_request": ("Demo requests", "Demo-Anfragen",
+                     "Requested a demo {n}× in the last {days} days", "Hat in den letzten {days} Tagen {n}× eine Demo angefragt"),
+    "contact_form": ("Contact requests", "Kontaktanfragen",
+                     "Sent the contact form {n}× in the last {days} days", "Hat in den letzten {days} Tagen {n}× das Kontaktformular geschickt"),
+    "trial_signup": ("Trial sign-ups", "Test-Registrierungen",
+                     "Signed up for a trial {n}× in the last {days} days", "Hat sich in den letzten {days} Tagen {n}× für einen Test registriert"),
+    "unsubscribe": ("Unsubscribes", "Abmeldungen",
+                    "Unsubscribed {n}× in the last {days} days", "Hat sich in den letzten {days} Tagen {n}× abgemeldet"),
+    "email_bounce": ("Bounced e-mails", "Unzustellbare E-Mails",
+                     "{n} e-mail(s) bounced in the last {days} days", "{n} E-Mail(s) in den letzten {days} Tagen unzustellbar"),
+}
+DERIVED: dict[str, tuple[str, str, str, str]] = {
+    "activities": ("Marketing interactions", "Marketing-Interaktionen",
+                   "{n} marketing interaction(s) in the last {days} days", "{n} Marketing-Interaktion(en) in den letzten {days} Tagen"),
+    "hand_raisers": ("Hand-raisers (demo, contact, trial)", "Aktive Anfragen (Demo, Kontakt, Test)",
+                     "{n} hand-raiser(s) (demo, contact form, trial) in the last {days} days",
+                     "{n} aktive Anfrage(n) (Demo, Kontaktformular, Test) in den letzten {days} Tagen"),
+}
+# feature → (label en, label de, sentence en, sentence de); {v} the value
+PLAIN: dict[str, tuple[str, str, str, str]] = {
+    "employees": ("Employees", "Mitarbeitende", "Company size: {v} employees", "Unternehmensgröße: {v} Mitarbeitende"),
+    "annual_revenue": ("Annual revenue", "Jahresumsatz", "Annual revenue: {v} EUR", "Jahresumsatz: {v} EUR"),
+    "industry": ("Industry", "Branche", "Industry: {v}", "Branche: {v}"),
+    "country": ("Country", "Land", "Country: {v}", "Land: {v}"),
+    "region": ("Region", "Region", "Region: {v}", "Region: {v}"),
+    "lead_source": ("Lead source", "Lead-Quelle", "Lead source: {v}", "Lead-Quelle: {v}"),
+    "seniority": ("Seniority", "Hierarchieebene", "Seniority: {v}", "Hierarchieebene: {v}"),
+    "lead_age_days": ("Lead age (days)", "Alter des Leads (Tage)", "Lead is {v} days old", "Lead ist {v} Tage alt"),
+    "days_since_last_activity": ("Days since last activity", "Tage seit der letzten Aktivität",
+                                 "Last activity {v} days ago", "Letzte Aktivität vor {v} Tagen"),
+    "days_since_first_activity": ("Days since first activity", "Tage seit der ersten Aktivität",
+                                  "First activity {v} days ago", "Erste Aktivität vor {v} Tagen"),
+}
+# yes/no features → (label en, label de, (yes en, yes de), (no en, no de))
+FLAGS: dict[str, tuple[str, str, tuple[str, str], tuple[str, str]]] = {
+    "is_free_mail": ("Free-mail address", "Freemail-Adresse",
+                     ("Uses a free-mail address", "Nutzt eine Freemail-Adresse"),
+                     ("Uses a company e-mail domain", "Nutzt eine Firmen-E-Mail-Domain")),
+    "is_competitor": ("Competitor domain", "Domain eines Wettbewerbers",
+                      ("E-mail domain belongs to a competitor", "E-Mail-Domain gehört einem Wettbewerber"),
+                      ("Not a competitor", "Kein Wettbewerber")),
+    "has_unsubscribed": ("Unsubscribed", "Abgemeldet",
+                         ("Has unsubscribed from e-mails", "Hat sich von E-Mails abgemeldet"),
+                         ("Still subscribed to e-mails", "Erhält weiterhin E-Mails")),
+}
+VALUES: dict[str, dict[str, tuple[str, str]]] = {
+    "seniority": {
+        "c_level": ("C-level / managing director", "Geschäftsführung / C-Level"),
+        "vp_director": ("VP / director", "Bereichsleitung / Direktor"),
+        "head_manager": ("head of / manager", "Leitung / Manager"),
+        "individual_contributor": ("specialist", "Fachkraft"),
+        "student": ("student", "Student/in"),
+        "intern": ("intern", "Praktikant/in"),
+        "freelancer": ("freelancer", "Freiberufler/in"),
+        "unknown": ("unknown", "unbekannt"),
+    },
+    "region": {"DACH": ("DACH", "DACH"), "EU": ("EU", "EU"), "other": ("outside the EU", "außerhalb der EU"),
+               "unknown": ("unknown", "unbekannt")},
+}
+_WINDOW = re.compile(r"^(?P<what>.+)_(?P<days>\d+)d$")
+
+
+def _number(value: float, lang: Lang) -> str:
+    text = f"{value:,.0f}" if value == round(value) else f"{value:,.1f}"
+    return text.translate(str.maketrans(",.", ".,")) if lang == "de" else text
+
+
+def _value(feature: str, value: object, lang: Lang) -> str:
+    if value is None:
+        return "unbekannt" if lang == "de" else "unknown"
+    if isinstance(value, (int, float)):
+        return _number(float(value), lang)
+    names = VALUES.get(feature, {}).get(str(value))
+    return names[LANGS.index(lang)] if names else str(value).replace("_", " ")
+
+
+def _humanise(name: str) -> str:
+    return name.replace("_", " ").strip().capitalize()
+
+
+def label(feature: str, lang: Lang = "en") -> str:
+    """A short name for the feature, e.g. 'Pricing page visits, last 30 days'."""
+    i = LANGS.index(lang)
+    match = _WINDOW.match(feature)
+    if match:
+        entry = DERIVED.get(match["what"]) or ACTIVITIES.get(match["what"])
+        name = entry[i] if entry else _humanise(match["what"])
+        return f"{name}, {'letzte' if lang == 'de' else 'last'} {match['days']} {'Tage' if lang == 'de' else 'days'}"
+    for table in (PLAIN, FLAGS):
+        if feature in table:
+            return table[feature][i]
+    return _humanise(feature)
+
+
+def describe(feature: str, value: object, lang: Lang = "en") -> str:
+    """A sentence for one feature value that a sales rep reads without a glossary."""
+    i = LANGS.index(lang)
+    if feature in FLAGS:
+        yes, no = FLAGS[feature][2], FLAGS[feature][3]
+        return (yes if value else no)[i]
+    match = _WINDOW.match(feature)
+    if match:
+        n, days = _value(feature, value, lang), match["days"]
+        entry = DERIVED.get(match["what"]) or ACTIVITIES.get(match["what"])
+        if entry:
+            return entry[2 + i].format(n=n, days=days)
+        what = _humanise(match["what"])
+        return f"{what}: {n}× in den letzten {days} Tagen" if lang == "de" else f"{what}: {n}× in the last {days} days"
+    if feature in PLAIN:
+        return PLAIN[feature][2 + i].format(v=_value(feature, value, lang))
+    return f"{_humanise(feature)}: {_value(feature, value, lang)}"
