@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import KNOWN_LEAD_COLUMNS, PERSONAL_COLUMNS
-from features.titles import region, seniority
+from features.titles import EMPLOYEE_BANDS, REVENUE_BANDS, band, job_function, region, seniority
 from leadscore.params import FeatureParams
 
 Group = Literal["fit", "interest"]
@@ -117,14 +117,14 @@ def _layout(spec: FeatureSpec) -> list[FeatureDef]:
     cols = set(spec.lead_columns)
     for col in ("employees", "annual_revenue"):
         if col in cols:
-            fit.append(FeatureDef(col, "fit", "numeric"))
+            fit += [FeatureDef(col, "fit", "numeric"), FeatureDef(f"{col}_band", "fit", "category")]
     for col in ("industry", "country", "lead_source"):
         if col in cols:
             fit.append(FeatureDef(col, "fit", "category"))
     if "country" in cols:
         fit.append(FeatureDef("region", "fit", "category"))
     if "job_title" in cols:
-        fit.append(FeatureDef("seniority", "fit", "category"))
+        fit += [FeatureDef("seniority", "fit", "category"), FeatureDef("job_function", "fit", "category")]
     if "email" in cols:
         fit += [FeatureDef("is_free_mail", "fit", "numeric"), FeatureDef("is_competitor", "fit", "numeric")]
     fit += [FeatureDef(col, "fit", kind) for col, kind in spec.profile_columns.items()]
@@ -134,6 +134,7 @@ def _layout(spec: FeatureSpec) -> list[FeatureDef]:
         interest.append(FeatureDef(f"activities_{w}d", "interest", "numeric"))
     interest += [
         FeatureDef(f"hand_raisers_{max(spec.windows_days)}d", "interest", "numeric"),
+        FeatureDef("activity_trend", "interest", "numeric"),
         FeatureDef("days_since_last_activity", "interest", "numeric"),
         FeatureDef("days_since_first_activity", "interest", "numeric"),
         FeatureDef("has_unsubscribed", "interest", "numeric"),
@@ -155,12 +156,14 @@ def _fit_features(profile: pd.DataFrame, spec: FeatureSpec) -> dict[str, pd.Seri
             return profile[name].reset_index(drop=True)
         return pd.Series([None] * n, dtype="object")
 
-    for col in ("employees", "annual_revenue"):
+    for col, bands in (("employees", EMPLOYEE_BANDS), ("annual_revenue", REVENUE_BANDS)):
         out[col] = pd.to_numeric(column(col), errors="coerce").astype("float64")
+        out[f"{col}_band"] = pd.Series([band(v, bands) for v in out[col].tolist()], dtype="object")
     for col in ("industry", "country", "lead_source"):
         out[col] = _levels(column(col), _as_level)
     out["region"] = _levels(column("country"), region)
     out["seniority"] = _levels(column("job_title"), seniority)
+    out["job_function"] = _levels(column("job_title"), job_function)
     domain = _email_domain(column("email"))
     has = domain.notna()
     out["is_free_mail"] = domain.isin(spec.free_mail_domains).astype("float64").where(has)
@@ -259,6 +262,13 @@ def _interest_features(
     else:
         raise ValueError(f"features.engine: expected one of {', '.join(ENGINES)}, found {engine!r}")
     values["lead_age_days"] = (as_of_us - micros(created_at)) / DAY_US
+    # Recent vs earlier: this month's interactions against the monthly average of the two before
+    # (from the window counts, so every engine agrees); negative when a lead is cooling down.
+    if 30 in spec.windows_days and 90 in spec.windows_days:
+        values["activity_trend"] = values["activities_30d"] - (values["activities_90d"] - values["activities_30d"]) / 2
+    else:
+        short, long_ = min(spec.windows_days), max(spec.windows_days)
+        values["activity_trend"] = values[f"activities_{short}d"] / short - values[f"activities_{long_}d"] / long_
     return {name: pd.Series(v) for name, v in values.items()}
 
 

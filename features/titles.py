@@ -32,6 +32,44 @@ def seniority(job_title: str | None) -> str:
     return "individual_contributor"
 
 
+FUNCTION_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("marketing", r"marketing|brand|kommunikation|communication|content|seo|growth|demand"),
+    ("sales", r"sales|vertrieb|verkauf|account|business development|key account|kundenberater"),
+    ("it", r"\bit\b|it-|informati|software|engineer|entwickl|developer|cto|cio|tech|daten|data|digital"),
+    ("finance", r"financ|finanz|cfo|controll|buchhalt|accounting"),
+    ("purchasing", r"einkauf|purchas|procure|beschaffung|buyer|einkäufer"),
+    ("hr", r"\bhr\b|human resources|personal|recruit|people"),
+    ("operations", r"operations|betrieb|logisti|produktion|production|supply"),
+    ("management", r"\bceo\b|gesch[äa]ftsf[üu]hr|managing director|vorstand|inhaber|owner|founder|gr[üu]nder|general manager"),
+)
+_FUNCTIONS = tuple((label, re.compile(pattern, re.IGNORECASE)) for label, pattern in FUNCTION_PATTERNS)
+
+
+def job_function(job_title: str | None) -> str:
+    """The business function a title names (marketing, sales, it, …), ``other`` or ``unknown``."""
+    if not job_title or not str(job_title).strip():
+        return "unknown"
+    for label, pattern in _FUNCTIONS:
+        if pattern.search(str(job_title)):
+            return label
+    return "other"
+
+
+EMPLOYEE_BANDS = ((0, "1-9"), (10, "10-49"), (50, "50-199"), (200, "200-999"), (1000, "1000-4999"), (5000, "5000+"))
+REVENUE_BANDS = ((0, "<1M"), (1e6, "1M-10M"), (1e7, "10M-50M"), (5e7, "50M-250M"), (2.5e8, "250M+"))
+
+
+def band(value: float | None, bands: tuple[tuple[float, str], ...]) -> str | None:
+    """The band a number falls in (each band from its lower bound up to the next one)."""
+    if value is None or value != value:
+        return None
+    chosen = None
+    for lower, name in bands:
+        if value >= lower:
+            chosen = name
+    return chosen
+
+
 DACH = frozenset({"DE", "AT", "CH"})
 EU = frozenset({
     "BE", "BG", "CZ", "DK", "EE", "IE", "GR", "ES", "FR", "HR", "IT", "CY", "LV", "LT", "LU",

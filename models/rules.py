@@ -169,8 +169,9 @@ def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
     """The features the rules read: the standard fit features plus what the rules name."""
     activity_types, windows, profile = set(), set(cfg.windows_days), {}
     standard = {"employees", "annual_revenue", "industry", "country", "region", "lead_source",
-                "seniority", "is_free_mail", "is_competitor", "lead_age_days", "days_since_last_activity",
-                "days_since_first_activity", "has_unsubscribed"}
+                "seniority", "job_function", "employees_band", "annual_revenue_band", "is_free_mail",
+                "is_competitor", "lead_age_days", "days_since_last_activity", "days_since_first_activity",
+                "has_unsubscribed", "activity_trend"}
     for rule in config.rules:
         match = _WINDOW.match(rule.feature)
         if match and match["what"] not in _DERIVED:
