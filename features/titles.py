@@ -22,14 +22,16 @@ SENIORITY_LEVELS = ("c_level", "vp_director", "head_manager", "individual_contri
                     "student", "intern", "freelancer", "unknown")
 
 
-def seniority(job_title: str | None) -> str:
-    """The seniority level a title states; ``individual_contributor`` when it states none."""
+def _first_match(job_title: str | None, patterns, otherwise: str) -> str:
+    """The label of the first pattern the title matches; ``unknown`` for an empty title."""
     if not job_title or not str(job_title).strip():
         return "unknown"
-    for label, pattern in _COMPILED:
-        if pattern.search(str(job_title)):
-            return label
-    return "individual_contributor"
+    return next((label for label, pattern in patterns if pattern.search(str(job_title))), otherwise)
+
+
+def seniority(job_title: str | None) -> str:
+    """The seniority level a title states; ``individual_contributor`` when it states none."""
+    return _first_match(job_title, _COMPILED, "individual_contributor")
 
 
 FUNCTION_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -47,12 +49,7 @@ _FUNCTIONS = tuple((label, re.compile(pattern, re.IGNORECASE)) for label, patter
 
 def job_function(job_title: str | None) -> str:
     """The business function a title names (marketing, sales, it, …), ``other`` or ``unknown``."""
-    if not job_title or not str(job_title).strip():
-        return "unknown"
-    for label, pattern in _FUNCTIONS:
-        if pattern.search(str(job_title)):
-            return label
-    return "other"
+    return _first_match(job_title, _FUNCTIONS, "other")
 
 
 EMPLOYEE_BANDS = ((0, "1-9"), (10, "10-49"), (50, "50-199"), (200, "200-999"), (1000, "1000-4999"), (5000, "5000+"))

@@ -111,3 +111,22 @@ def test_unseen_category_becomes_missing_not_an_error(export):
     X = build_features(snaps, leads, export.activities, spec)
     assert pd.isna(X.loc[0, "industry"]) and list(X["industry"].cat.categories) == ["software"]
     assert np.isfinite(X.select_dtypes("number").fillna(0).to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    "title, function",
+    [("Leiter Marketing", "marketing"), ("Head of Sales", "sales"), ("Werkstudent Vertrieb", "sales"),
+     ("IT-Leiter", "it"), ("Einkäufer", "purchasing"), ("CFO", "finance"), ("Geschäftsführer", "management"),
+     ("Sachbearbeiter", "other"), ("", "unknown")],
+)
+def test_job_function_from_german_and_english_titles(title, function):
+    from features.titles import job_function
+
+    assert job_function(title) == function
+
+
+def test_size_bands_and_activity_trend(export):
+    raw = _features(export, "2025-01-20")
+    assert raw["employees_band"].tolist() == ["200-999", "1-9", "50-199"]
+    # L1: 2 interactions in the last 30 days, none in the 60 before → trend +2
+    assert raw.loc[0, "activity_trend"] == 2.0
