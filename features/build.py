@@ -58,6 +58,11 @@ class FeatureSpec:
     def names(self) -> list[str]:
         return [f.name for f in self.features]
 
+    @property
+    def counted_hand_raisers(self) -> list[str]:
+        """Hand-raiser types that count: those in the vocabulary (a type too rare to learn is noise)."""
+        return [t for t in self.hand_raiser_types if t in self.activity_types]
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -228,8 +233,7 @@ def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFram
             out[f"{t}_{w}d"] = matrix[:, j].astype("float64")
         out[f"activities_{w}d"] = np.bincount(sid[in_window], minlength=n).astype("float64")
     longest = max(spec.windows_days)
-    # Only types in the vocabulary count, as in every engine (a type too rare to be learned is noise).
-    raised = (age <= longest * DAY_US) & np.isin(types, [t for t in spec.hand_raiser_types if t in spec.activity_types])
+    raised = (age <= longest * DAY_US) & np.isin(types, spec.counted_hand_raisers)
     out[f"hand_raisers_{longest}d"] = np.bincount(sid[raised], minlength=n).astype("float64")
     last, first = np.full(n, np.nan), np.full(n, np.nan)
     if len(sid):

@@ -41,11 +41,10 @@ def connect(backend: str):
 
 
 def interest_exprs(snapshots, activities, spec: FeatureSpec):
-    """Ibis expressions over integer-coded tables (no strings cross the engine boundary):
-
-    ``snapshots(sid, lead, as_of_us)`` and ``activities(lead, occurred_us, kind)`` where ``kind``
-    is the index in ``spec.activity_types`` (-1 for other types). Returns: window counts per
-    (sid, kind), and per sid the latest activity before as_of and first-activity/unsubscribe ages.
+    """Ibis expressions over ``snapshots(sid, lead, as_of_us)`` and ``activities(lead, occurred_us,
+    kind)``, where ``kind`` is the index in ``spec.activity_types`` (-1 for other types). Returns:
+    window counts per (sid, kind), and per sid the latest activity before as_of and the
+    first-activity/unsubscribe ages.
     """
     import ibis
 
@@ -135,7 +134,7 @@ def interest_ibis(
             out[f"{t}_{w}d"] = matrix[:, k]
         out[f"activities_{w}d"] = np.bincount(sid, weights=c, minlength=n).astype("float64")
     longest = max(spec.windows_days)
-    hand = np.isin(kind, [spec.activity_types.index(t) for t in spec.hand_raiser_types if t in spec.activity_types])
+    hand = np.isin(kind, [spec.activity_types.index(t) for t in spec.counted_hand_raisers])
     out[f"hand_raisers_{longest}d"] = np.bincount(
         sid[hand], weights=counts[f"w{longest}"].to_numpy(dtype="float64")[hand], minlength=n
     ).astype("float64")

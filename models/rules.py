@@ -17,7 +17,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from features.build import FeatureDef, FeatureSpec, _layout
+from features.build import FeatureSpec, _layout
+from features.contract import KNOWN_LEAD_COLUMNS
 from leadscore.params import FeatureParams
 from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
 from features.catalog import describe
@@ -168,10 +169,19 @@ def load_rules(path: Path | str | None = None) -> RulesConfig:
 def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
     """The features the rules read: the standard fit features plus what the rules name."""
     activity_types, windows, profile = set(), set(cfg.windows_days), {}
-    standard = {"employees", "annual_revenue", "industry", "country", "region", "lead_source",
-                "seniority", "job_function", "employees_band", "annual_revenue_band", "is_free_mail",
-                "is_competitor", "lead_age_days", "days_since_last_activity", "days_since_first_activity",
-                "has_unsubscribed", "activity_trend"}
+    spec = FeatureSpec(
+        activity_types=[],
+        windows_days=sorted(windows),
+        hand_raiser_types=[t.lower() for t in cfg.hand_raiser_types],
+        sales_activity_types=sorted(t.lower() for t in cfg.sales_activity_types),
+        free_mail_domains=[d.lower() for d in cfg.free_mail_domains],
+        competitor_domains=[d.lower() for d in cfg.competitor_domains],
+        lead_columns=list(KNOWN_LEAD_COLUMNS),
+        profile_columns={},
+    )
+    # What every export with the known lead columns computes; anything else a rule names is a
+    # windowed activity count or a profile column.
+    standard = {f.name for f in _layout(spec)}
     for rule in config.rules:
         match = _WINDOW.match(rule.feature)
         if match and match["what"] not in _DERIVED:
@@ -182,17 +192,8 @@ def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
         elif rule.feature not in standard:
             profile[rule.feature] = rule.kind
     # Hand-raisers and unsubscribes feed derived features the rules may name.
-    activity_types |= {t.lower() for t in cfg.hand_raiser_types} | {"unsubscribe"}
-    spec = FeatureSpec(
-        activity_types=sorted(activity_types),
-        windows_days=sorted(windows),
-        hand_raiser_types=[t.lower() for t in cfg.hand_raiser_types],
-        sales_activity_types=sorted(t.lower() for t in cfg.sales_activity_types),
-        free_mail_domains=[d.lower() for d in cfg.free_mail_domains],
-        competitor_domains=[d.lower() for d in cfg.competitor_domains],
-        lead_columns=["email", "company", "industry", "employees", "annual_revenue", "country", "job_title", "lead_source"],
-        profile_columns=profile,
-    )
+    activity_types |= set(spec.hand_raiser_types) | {"unsubscribe"}
+    spec.activity_types, spec.windows_days, spec.profile_columns = sorted(activity_types), sorted(windows), profile
     spec.features = _layout(spec)
     missing = [r.feature for r in config.rules if r.feature not in spec.names]
     if missing:
