@@ -6,7 +6,6 @@ It reads the same features as the model and explains itself with the same Reason
 
 from __future__ import annotations
 
-import math
 import re
 from importlib import resources
 from pathlib import Path

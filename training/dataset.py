@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import compute_features, infer_spec, learn_categories
+from features.build import FeatureSpec, compute_features, infer_spec, learn_categories
 from features.contract import Export, read_export
 from features.snapshots import training_snapshots
 from leadscore.params import Params
@@ -95,9 +95,7 @@ def build_dataset(
     return summary
 
 
-def load_dataset(folder: Path | str) -> tuple[pd.DataFrame, "FeatureSpec"]:  # noqa: F821
-    from features.build import FeatureSpec
-
+def load_dataset(folder: Path | str) -> tuple[pd.DataFrame, FeatureSpec]:
     folder = Path(folder)
     table = pd.read_parquet(folder / DATASET_FILE)
     spec = FeatureSpec.from_dict(json.loads((folder / SPEC_FILE).read_text()))
