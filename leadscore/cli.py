@@ -209,6 +209,7 @@ def features(
 def audit(
     spec: Path = typer.Option(..., "--spec", help="Dataset spec (YAML) of a flat one-row-per-lead export."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where the spec's files live (default ../shared/data)."),
+    params_path: Path = ParamsOpt,
 ) -> None:
     """Leakage audit of a flat export's features: exit 1 naming every suspicious column."""
     from features.flat import load_flat
@@ -216,7 +217,7 @@ def audit(
 
     with _Guard():
         flat = load_flat(spec, data_root)
-        result = audit_features(flat.features, flat.label)
+        result = audit_features(flat.features, flat.label, **_params(params_path).audit.model_dump())
     console.print(
         f"{flat.name}: {len(flat.label):,} rows ({flat.rows_dropped.count:,} dropped), positive rate "
         f"{flat.positive_rate:.2%}, {result.checked} features checked, {len(flat.dropped)} columns dropped by the spec",

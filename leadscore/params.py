@@ -34,6 +34,8 @@ class FeatureParams(_Strict):
     competitor_domains: list[str] = Field(default_factory=list)
     column_types: dict[str, str] = Field(default_factory=dict)
     max_category_levels: int = Field(50, gt=1)
+    engagement_half_life_days: float = Field(14.0, gt=0)
+    engagement_weights: dict[str, float] = Field(default_factory=dict)
     engine: Literal["numpy", "duckdb", "pyspark"] = "duckdb"
 
     @model_validator(mode="after")
@@ -41,6 +43,9 @@ class FeatureParams(_Strict):
         bad = {k: v for k, v in self.column_types.items() if v not in ("numeric", "category")}
         if bad:
             raise ValueError(f"column_types values must be 'numeric' or 'category', found {bad}")
+        negative = {k: v for k, v in self.engagement_weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"engagement_weights must be 0 or more (0 leaves a type out), found {negative}")
         if any(w <= 0 for w in self.windows_days):
             raise ValueError(f"windows_days must be positive, found {self.windows_days}")
         return self
@@ -56,6 +61,15 @@ class TrainParams(_Strict):
     num_boost_round: int = Field(1000, gt=0)
     early_stopping_rounds: int = Field(50, gt=0)
     lgbm: dict[str, Any] = Field(default_factory=lambda: {"objective": "binary", "verbose": -1})
+
+
+class AuditParams(_Strict):
+    """When the leakage audit refuses a feature (see ``training.audit``)."""
+
+    auc_threshold: float = Field(0.90, gt=0.5, le=1)
+    fill_threshold: float = Field(0.95, gt=0.5, le=1)
+    name_words: list[str] | None = None  # None: training.audit.SALES_FIELD_WORDS
+    name_auc_threshold: float = Field(0.70, gt=0.5, le=1)
 
 
 class GradeParams(_Strict):
@@ -80,6 +94,7 @@ class Params(_Strict):
     features: FeatureParams = Field(default_factory=FeatureParams)
     split: SplitParams = Field(default_factory=SplitParams)
     train: TrainParams = Field(default_factory=TrainParams)
+    audit: AuditParams = Field(default_factory=AuditParams)
     grades: GradeParams = Field(default_factory=GradeParams)
     registry: RegisterParams = Field(default_factory=RegisterParams)
 

@@ -13,10 +13,17 @@ Three checks, each a cheap statistic with a sentence of evidence:
   joined onto every lead, e.g. Olist's closed-deal columns).
 - ``dated_after_snapshot``: given the date each value was recorded (``times``) and each row's
   snapshot (``as_of``), values dated at or after the snapshot.
+- ``named_like_sales_field``: the column's name has a word of a field that sales or the CRM
+  writes about a lead once it is worked (status, stage, quality, tags, owner, outcome, won …)
+  *and* the column carries signal (single-feature AUC at or above ``name_auc_threshold``).
 
-A statistic cannot prove a column is clean: a leak weaker than the threshold (X Education's
-``Lead Quality``, single-feature AUC ~0.80) passes. The dataset spec's ``drop`` list, with a
-reason per column, stays the first line of defence; the audit catches the gross cases.
+Why a name check: a statistic cannot tell a leak from a strong honest feature of the same
+strength. X Education's ``Lead Quality`` ("the intuition of the employee who has been assigned
+to the lead") ranks the label with AUC ~0.80 alone and ~0.85 where it is filled; the honest
+``Total Time Spent on Website`` reaches 0.76 alone and adds more to a model of the other
+columns than Lead Quality does. Only its meaning gives it away, and a column's name is the
+meaning the audit can read. The dataset spec's ``drop`` list, with a reason per column, stays
+the first line of defence.
 """
 
 from __future__ import annotations
@@ -28,7 +35,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-Check = Literal["single_feature_auc", "filled_only_for_positives", "dated_after_snapshot"]
+import re
+
+Check = Literal["single_feature_auc", "filled_only_for_positives", "dated_after_snapshot", "named_like_sales_field"]
+# Words (whole words of a column name, any case) of fields written after a lead is worked.
+SALES_FIELD_WORDS: tuple[str, ...] = (
+    "status", "stage", "quality", "tag", "tags", "rating", "score", "grade", "owner", "assigned",
+    "outcome", "result", "reason", "won", "lost", "closed", "converted", "disposition", "deal",
+)
 FOLDS = 5
 NUMERIC_BINS = 20
 SEED = 0
@@ -103,13 +117,17 @@ def audit_features(
     as_of: pd.Series | None = None,
     auc_threshold: float = 0.90,
     fill_threshold: float = 0.95,
+    name_words: tuple[str, ...] | list[str] | None = None,
+    name_auc_threshold: float = 0.70,
 ) -> AuditResult:
     """Check every column of ``features`` against the 0/1 ``label`` (same rows, same order).
 
     ``times`` holds, per feature column (same name), when each value was recorded; with
     ``as_of`` (each row's snapshot) any value dated at or after its snapshot is a finding.
-    Pure: nothing is logged or written.
+    ``name_words`` (default ``SALES_FIELD_WORDS``) are the words that make a column with a
+    single-feature AUC of ``name_auc_threshold`` or more suspicious. Pure: nothing is logged or written.
     """
+    words = {w.lower() for w in (SALES_FIELD_WORDS if name_words is None else name_words)}
     y = _binary(label, len(features))
     if (times is None) != (as_of is None):
         raise ValueError("give both times and as_of, or neither")
@@ -125,6 +143,13 @@ def audit_features(
                 str(col), "single_feature_auc",
                 f"alone it ranks the label with AUC {auc:.3f} (threshold {auc_threshold:.2f}); {how}",
             ))
+        elif auc >= name_auc_threshold and (hit := _sales_word(str(col), words)):
+            findings.append(Finding(
+                str(col), "named_like_sales_field",
+                f"its name has '{hit}', like a field sales or the CRM fills in once a lead is worked, and it "
+                f"carries signal: alone it ranks the label with AUC {auc:.3f} (threshold for such names "
+                f"{name_auc_threshold:.2f}){_where_filled(values, y)}",
+            ))
         fill = _filled_only_for_positives(values, y, fill_threshold)
         if fill:
             findings.append(Finding(str(col), "filled_only_for_positives", fill))
@@ -134,8 +159,23 @@ def audit_features(
         findings=findings,
         checked=features.shape[1],
         single_feature_auc=aucs,
-        thresholds={"auc": auc_threshold, "fill": fill_threshold},
+        thresholds={"auc": auc_threshold, "fill": fill_threshold, "name_auc": name_auc_threshold},
     )
+
+
+def _sales_word(name: str, words: set[str]) -> str | None:
+    """The first word of ``name`` (split at non-letters and camelCase) that is in ``words``."""
+    tokens = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)
+    return next((t.lower() for t in tokens if t.lower() in words), None)
+
+
+def _where_filled(values: pd.Series, y: np.ndarray) -> str:
+    """'; where filled (n rows) AUC x' when the column is partly missing and both classes have values."""
+    filled = values.notna().to_numpy()
+    if filled.all() or not 0 < y[filled].sum() < filled.sum() or filled.sum() < FILL_MIN_ROWS:
+        return ""
+    auc, _ = _single_auc(values[filled].reset_index(drop=True), y[filled], _folds(y[filled]))
+    return f"; on the {int(filled.sum()):,} rows where it is filled, AUC {auc:.3f}"
 
 
 def _binary(label: pd.Series, n: int) -> np.ndarray:

@@ -74,7 +74,7 @@ def build_dataset(
     spec = learn_categories(spec, raw, params.features.max_category_levels)
     split, cutoffs = assign_split(snaps, params)
     learn = (split != "test").to_numpy()
-    audit = audit_features(raw.loc[learn], snaps["label"].loc[learn])
+    audit = audit_features(raw.loc[learn], snaps["label"].loc[learn], **params.audit.model_dump())
     (out_dir / AUDIT_FILE).write_text(json.dumps({**audit.to_dict(), "allowed_leaky": allow_leaky}, indent=1))
     raise_if_leaky(audit, allow_leaky)
     table = pd.concat([snaps.assign(split=split.to_numpy()), raw], axis=1)
