@@ -53,10 +53,22 @@ class FeatureSpec:
     lead_columns: list[str]
     profile_columns: dict[str, Kind]
     features: list[FeatureDef] = field(default_factory=list)
+    # Added after the first models were stored: defaults keep those loadable (their layout has no
+    # engagement or channel feature, so the values are never used for them).
+    engagement_half_life_days: float = 14.0
+    engagement_weights: dict[str, float] = field(default_factory=dict)
+    channels: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def longest_window(self) -> int:
+        return max(self.windows_days)
+
+    def engagement_weight(self, activity_type: str) -> float:
+        return float(self.engagement_weights.get(activity_type, 1.0))
 
     @property
     def counted_hand_raisers(self) -> list[str]:
@@ -96,6 +108,10 @@ def infer_spec(
     sales = {t.lower() for t in cfg.sales_activity_types}
     counts = activities.loc[~activities["activity_type"].isin(sales), "activity_type"].value_counts()
     vocab = sorted(counts.index[:max_activity_types].tolist())
+    channels: list[str] = []
+    if "channel" in activities.columns:
+        by_channel = activities.loc[~activities["activity_type"].isin(sales), "channel"].value_counts()
+        channels = sorted(str(c) for c in by_channel.index[:max_activity_types])
     lead_columns = [c for c in KNOWN_LEAD_COLUMNS if c in leads.columns]
     profile = {}
     for col in leads.columns:
@@ -112,6 +128,9 @@ def infer_spec(
         competitor_domains=[d.lower() for d in cfg.competitor_domains],
         lead_columns=lead_columns,
         profile_columns=profile,
+        engagement_half_life_days=float(cfg.engagement_half_life_days),
+        engagement_weights={t: float(cfg.engagement_weights.get(t, 1.0)) for t in vocab},
+        channels=channels,
     )
     spec.features = _layout(spec)
     return spec
@@ -138,12 +157,16 @@ def _layout(spec: FeatureSpec) -> list[FeatureDef]:
         interest += [FeatureDef(f"{t}_{w}d", "interest", "numeric") for t in spec.activity_types]
         interest.append(FeatureDef(f"activities_{w}d", "interest", "numeric"))
     interest += [
-        FeatureDef(f"hand_raisers_{max(spec.windows_days)}d", "interest", "numeric"),
+        FeatureDef(f"hand_raisers_{spec.longest_window}d", "interest", "numeric"),
         FeatureDef("activity_trend", "interest", "numeric"),
+        FeatureDef("engagement", "interest", "numeric"),
         FeatureDef("days_since_last_activity", "interest", "numeric"),
         FeatureDef("days_since_first_activity", "interest", "numeric"),
         FeatureDef("has_unsubscribed", "interest", "numeric"),
+        FeatureDef("has_bounced", "interest", "numeric"),
     ]
+    if spec.channels:
+        interest.append(FeatureDef(f"channels_{spec.longest_window}d", "interest", "numeric"))
     return fit + interest
 
 
@@ -204,13 +227,42 @@ def micros(values: pd.Series | np.ndarray) -> np.ndarray:
 
 
 def marketing_activities(activities: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """``lead_id, occurred_us, activity_type`` of the activities a feature may use (no sales types)."""
+    """``lead_id, occurred_us, activity_type, channel`` of the activities a feature may use (no sales types)."""
     acts = activities.loc[~activities["activity_type"].isin(spec.sales_activity_types)]
+    channel = acts["channel"] if "channel" in acts.columns else pd.Series(None, index=acts.index, dtype=object)
     return pd.DataFrame({
         "lead_id": acts["lead_id"].to_numpy(dtype=object),
         "occurred_us": micros(acts["occurred_at"]),
         "activity_type": acts["activity_type"].to_numpy(dtype=object),
+        "channel": channel.astype(object).where(channel.notna(), None).to_numpy(dtype=object),
     })
+
+
+# Engagement weights are whole millionths per day of age, summed as integers: every engine and
+# every batch size adds the same numbers in any order and gets the same result.
+ENGAGEMENT_SCALE = 1_000_000
+
+
+def decay_table(spec: FeatureSpec) -> np.ndarray:
+    """Integer weight of an interaction ``d`` whole days old, for d = 0 … longest window."""
+    days = np.arange(spec.longest_window + 1, dtype="float64")
+    return np.floor(np.power(0.5, days / spec.engagement_half_life_days) * ENGAGEMENT_SCALE + 0.5).astype(np.int64)
+
+
+def engagement_from(decayed: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Engagement from the per-(row, type) sums of ``decay_table`` weights: the type weights applied
+    column by column (no BLAS, whose summation order may depend on the number of rows)."""
+    out = np.zeros(decayed.shape[0])
+    for j, t in enumerate(spec.activity_types):
+        out += decayed[:, j] * spec.engagement_weight(t)
+    return out / ENGAGEMENT_SCALE
+
+
+def distinct_per_row(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """How many distinct non-negative ``codes`` each of ``n`` rows has."""
+    keep = codes >= 0
+    pairs = np.unique(np.stack([rows[keep], codes[keep]]), axis=1) if keep.any() else np.empty((2, 0), np.int64)
+    return np.bincount(pairs[0], minlength=n).astype("float64")
 
 
 def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -232,9 +284,16 @@ def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFram
         for j, t in enumerate(spec.activity_types):
             out[f"{t}_{w}d"] = matrix[:, j].astype("float64")
         out[f"activities_{w}d"] = np.bincount(sid[in_window], minlength=n).astype("float64")
-    longest = max(spec.windows_days)
-    raised = (age <= longest * DAY_US) & np.isin(types, spec.counted_hand_raisers)
+    longest = spec.longest_window
+    in_longest = age <= longest * DAY_US
+    raised = in_longest & np.isin(types, spec.counted_hand_raisers)
     out[f"hand_raisers_{longest}d"] = np.bincount(sid[raised], minlength=n).astype("float64")
+    known = in_longest & (type_idx >= 0)
+    weight = decay_table(spec)[np.minimum(age // DAY_US, longest)]
+    decayed = np.bincount(sid[known] * n_types + type_idx[known], weights=weight[known], minlength=n * n_types)
+    out["engagement"] = engagement_from(decayed.reshape(n, n_types), spec)
+    chan = pd.Categorical(m["channel"].to_numpy(dtype=object), categories=spec.channels).codes.astype(np.int64)
+    out[f"channels_{longest}d"] = distinct_per_row(sid[in_longest], chan[in_longest], n)
     last, first = np.full(n, np.nan), np.full(n, np.nan)
     if len(sid):
         order = np.argsort(sid, kind="stable")
@@ -246,6 +305,8 @@ def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFram
     out["days_since_first_activity"] = first
     unsub = types == "unsubscribe" if "unsubscribe" in spec.activity_types else np.zeros(len(types), dtype=bool)
     out["has_unsubscribed"] = (np.bincount(sid[unsub], minlength=n) > 0).astype("float64")
+    bounce = types == "email_bounce" if "email_bounce" in spec.activity_types else np.zeros(len(types), dtype=bool)
+    out["has_bounced"] = (np.bincount(sid[bounce], minlength=n) > 0).astype("float64")
     return out
 
 

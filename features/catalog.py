@@ -42,6 +42,8 @@ DERIVED: dict[str, tuple[str, str, str, str]] = {
     "hand_raisers": ("Hand-raisers (demo, contact, trial)", "Aktive Anfragen (Demo, Kontakt, Test)",
                      "{n} hand-raiser(s) (demo, contact form, trial) in the last {days} days",
                      "{n} aktive Anfrage(n) (Demo, Kontaktformular, Test) in den letzten {days} Tagen"),
+    "channels": ("Distinct channels", "Verschiedene Kanäle",
+                 "Active on {n} channel(s) in the last {days} days", "In den letzten {days} Tagen auf {n} Kanal/Kanälen aktiv"),
 }
 # feature → (label en, label de, sentence en, sentence de); {v} the value
 PLAIN: dict[str, tuple[str, str, str, str]] = {
@@ -58,6 +60,9 @@ PLAIN: dict[str, tuple[str, str, str, str]] = {
     "activity_trend": ("Activity trend (last 30 days vs the 60 before)", "Aktivitätstrend (letzte 30 Tage gegenüber den 60 davor)",
                        "Activity trend: {v} interactions vs the monthly average before",
                        "Aktivitätstrend: {v} Interaktionen gegenüber dem Monatsmittel davor"),
+    "engagement": ("Engagement (recent interactions count more)", "Engagement (jüngere Interaktionen zählen mehr)",
+                   "Engagement score {v} (recent and hand-raising interactions count more)",
+                   "Engagement-Wert {v} (jüngere und aktive Anfragen zählen mehr)"),
     "lead_age_days": ("Lead age (days)", "Alter des Leads (Tage)", "Lead is {v} days old", "Lead ist {v} Tage alt"),
     "days_since_last_activity": ("Days since last activity", "Tage seit der letzten Aktivität",
                                  "Last activity {v} days ago", "Letzte Aktivität vor {v} Tagen"),
@@ -75,6 +80,9 @@ FLAGS: dict[str, tuple[str, str, tuple[str, str], tuple[str, str]]] = {
     "has_unsubscribed": ("Unsubscribed", "Abgemeldet",
                          ("Has unsubscribed from e-mails", "Hat sich von E-Mails abgemeldet"),
                          ("Still subscribed to e-mails", "Erhält weiterhin E-Mails")),
+    "has_bounced": ("E-mail bounced", "E-Mail unzustellbar",
+                    ("An e-mail to this lead bounced", "Eine E-Mail an diesen Lead war unzustellbar"),
+                    ("E-mails are delivered", "E-Mails werden zugestellt")),
 }
 VALUES: dict[str, dict[str, tuple[str, str]]] = {
     "seniority": {

@@ -11,7 +11,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from features.build import DAY_US, FeatureSpec, micros
+from features.build import DAY_US, FeatureSpec, decay_table, distinct_per_row, engagement_from, micros
 
 
 @cache
@@ -40,25 +40,29 @@ def connect(backend: str):
     raise ValueError(f"unknown backend {backend!r}")
 
 
-def interest_exprs(snapshots, activities, spec: FeatureSpec):
-    """Ibis expressions over ``snapshots(sid, lead, as_of_us)`` and ``activities(lead, occurred_us,
-    kind)``, where ``kind`` is the index in ``spec.activity_types`` (-1 for other types). Returns:
-    window counts per (sid, kind), and per sid the latest activity before as_of and the
-    first-activity/unsubscribe ages.
+def interest_exprs(snapshots, activities, decay, spec: FeatureSpec):
+    """Ibis expressions over ``snapshots(sid, lead, as_of_us)``, ``activities(lead, occurred_us,
+    kind, chan)`` and ``decay(day, weight)``, where ``kind`` is the index in ``spec.activity_types``
+    and ``chan`` in ``spec.channels`` (-1 for others). Returns: window counts and summed decay
+    weights per (sid, kind, chan), and per sid the latest activity before as_of and the
+    first-activity/unsubscribe/bounce ages.
     """
     import ibis
 
-    longest = max(spec.windows_days)
+    longest = spec.longest_window
     # Counts only need activities of the longest window: join just those (a range join per lead).
     a = activities
     j = snapshots.join(
         a, [snapshots.lead == a.lead, a.occurred_us < snapshots.as_of_us, a.occurred_us >= snapshots.as_of_us - longest * DAY_US]
     )
-    age = j.as_of_us - j.occurred_us
-    # Long format (one row per snapshot and kind, one sum per window) is ~3× faster than one
-    # CASE column per type and window; the pivot happens in numpy.
-    counts = j.group_by([j.sid, j.kind]).aggregate(
-        **{f"w{w}": ibis.ifelse(age <= w * DAY_US, 1, 0).sum() for w in spec.windows_days}
+    j = j.mutate(age=j.as_of_us - j.occurred_us)
+    j = j.mutate(day=j.age // DAY_US)
+    j = j.join(decay, j.day == decay.day)
+    # Long format (one row per snapshot, kind and channel, one sum per window) is ~3× faster than
+    # one CASE column per type and window; the pivot happens in numpy.
+    counts = j.group_by([j.sid, j.kind, j.chan]).aggregate(
+        decayed=j.weight.sum(),
+        **{f"w{w}": ibis.ifelse(j.age <= w * DAY_US, 1, 0).sum() for w in spec.windows_days},
     )
 
     # The latest activity strictly before as_of, at any distance: one time-ordered stream per lead
@@ -73,16 +77,19 @@ def interest_exprs(snapshots, activities, spec: FeatureSpec):
     latest = stream.filter(stream.sid.notnull()).select(sid=stream.sid, last_age_us=stream.t - stream.latest)
 
     # First activity and first unsubscribe are per-lead facts; a snapshot sees them once they are past.
-    unsub = spec.activity_types.index("unsubscribe") if "unsubscribe" in spec.activity_types else -2
+    def first(activity_type: str):
+        code = spec.activity_types.index(activity_type) if activity_type in spec.activity_types else -2
+        return ibis.ifelse(a.kind == code, a.occurred_us, ibis.null("int64")).min()
+
     per_lead = a.group_by(a.lead).aggregate(
-        first_us=a.occurred_us.min(),
-        unsub_us=ibis.ifelse(a.kind == unsub, a.occurred_us, ibis.null("int64")).min(),
+        first_us=a.occurred_us.min(), unsub_us=first("unsubscribe"), bounce_us=first("email_bounce")
     )
     s = snapshots.left_join(per_lead, snapshots.lead == per_lead.lead)
     history = s.select(
         sid=s.sid,
         first_age_us=ibis.ifelse(s.first_us < s.as_of_us, s.as_of_us - s.first_us, ibis.null("int64")),
         unsubscribed=ibis.ifelse(s.unsub_us < s.as_of_us, 1, 0),
+        bounced=ibis.ifelse(s.bounce_us < s.as_of_us, 1, 0),
     )
     return counts, latest, history
 
@@ -102,24 +109,34 @@ def interest_ibis(
     n = len(lead_ids)
     snaps = pd.DataFrame({"sid": np.arange(n, dtype="int64"), "lead_id": pd.Series(lead_ids, dtype="str"),
                           "as_of_us": as_of_us})
+    channel = activities["channel"] if "channel" in activities.columns and spec.channels else None
     acts = pd.DataFrame({
         "lead_id": activities["lead_id"].astype("str").to_numpy(),
         "occurred_us": micros(activities["occurred_at"]),
         "activity_type": activities["activity_type"].astype("str").to_numpy(),
+        "channel": channel.astype("str").to_numpy() if channel is not None else pd.Series(None, index=activities.index, dtype="str"),
     })
     vocab = pd.DataFrame({"type_name": pd.Series(spec.activity_types, dtype="str"),
                           "kind": np.arange(len(spec.activity_types), dtype="int64")})
+    channels = pd.DataFrame({"channel_name": pd.Series(spec.channels, dtype="str"),
+                             "chan": np.arange(len(spec.channels), dtype="int64")})
+    weights = decay_table(spec)
+    decay = pd.DataFrame({"day": np.arange(len(weights), dtype="int64"), "weight": weights})
     if backend == "pyspark":
         s_tab = con.create_table("ls_snapshots", snaps, overwrite=True)
         a_raw = con.create_table("ls_activities", acts, overwrite=True)
         v_tab = con.create_table("ls_vocab", vocab, overwrite=True)
+        c_tab = con.create_table("ls_channels", channels, overwrite=True)
+        d_tab = con.create_table("ls_decay", decay, overwrite=True)
     else:
-        s_tab, a_raw, v_tab = ibis.memtable(snaps), ibis.memtable(acts), ibis.memtable(vocab)
+        s_tab, a_raw, v_tab, c_tab, d_tab = (ibis.memtable(t) for t in (snaps, acts, vocab, channels, decay))
     a_raw = a_raw.filter(~a_raw.activity_type.isin(spec.sales_activity_types)) if spec.sales_activity_types else a_raw
     coded = a_raw.left_join(v_tab, a_raw.activity_type == v_tab.type_name)
-    a_tab = coded.select(lead=coded.lead_id, occurred_us=coded.occurred_us, kind=coded.kind.fill_null(-1))
+    coded = coded.left_join(c_tab, coded.channel == c_tab.channel_name)
+    a_tab = coded.select(lead=coded.lead_id, occurred_us=coded.occurred_us, kind=coded.kind.fill_null(-1),
+                         chan=coded.chan.fill_null(-1))
     s_tab = s_tab.select(sid=s_tab.sid, lead=s_tab.lead_id, as_of_us=s_tab.as_of_us)
-    counts_expr, latest_expr, history_expr = interest_exprs(s_tab, a_tab, spec)
+    counts_expr, latest_expr, history_expr = interest_exprs(s_tab, a_tab, d_tab, spec)
     counts = con.execute(counts_expr)
     latest, history = (con.execute(e).set_index("sid").reindex(np.arange(n)) for e in (latest_expr, history_expr))
     sid, kind = counts["sid"].to_numpy(dtype="int64"), counts["kind"].to_numpy(dtype="int64")
@@ -133,12 +150,17 @@ def interest_ibis(
         for k, t in enumerate(spec.activity_types):
             out[f"{t}_{w}d"] = matrix[:, k]
         out[f"activities_{w}d"] = np.bincount(sid, weights=c, minlength=n).astype("float64")
-    longest = max(spec.windows_days)
+    longest = spec.longest_window
     hand = np.isin(kind, [spec.activity_types.index(t) for t in spec.counted_hand_raisers])
     out[f"hand_raisers_{longest}d"] = np.bincount(
         sid[hand], weights=counts[f"w{longest}"].to_numpy(dtype="float64")[hand], minlength=n
     ).astype("float64")
+    decayed = np.bincount(sid[known] * n_types + kind[known], weights=counts["decayed"].to_numpy(dtype="float64")[known],
+                          minlength=n * n_types)
+    out["engagement"] = engagement_from(decayed.reshape(n, n_types), spec)
+    out[f"channels_{longest}d"] = distinct_per_row(sid, counts["chan"].to_numpy(dtype="int64"), n)
     out["days_since_last_activity"] = latest["last_age_us"].to_numpy(dtype="float64", na_value=np.nan) / DAY_US
     out["days_since_first_activity"] = history["first_age_us"].to_numpy(dtype="float64", na_value=np.nan) / DAY_US
     out["has_unsubscribed"] = history["unsubscribed"].fillna(0).to_numpy(dtype="float64")
+    out["has_bounced"] = history["bounced"].fillna(0).to_numpy(dtype="float64")
     return out

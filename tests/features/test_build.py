@@ -130,3 +130,42 @@ def test_size_bands_and_activity_trend(export):
     assert raw["employees_band"].tolist() == ["200-999", "1-9", "50-199"]
     # L1: 2 interactions in the last 30 days, none in the 60 before → trend +2
     assert raw.loc[0, "activity_trend"] == 2.0
+
+
+@pytest.mark.parametrize("engine", ["numpy", "duckdb"])
+def test_engagement_decays_by_half_life_and_weighs_types(export, engine):
+    """L1 at 2025-01-31 10:00: a pricing page view 28 days old (weight 2) and a demo request
+    21 days old (weight 5); the half-life is 14 days; each interaction's decay is rounded to 1e-6."""
+    cfg = PARAMS.features
+    assert cfg.engagement_half_life_days == 14 and cfg.engagement_weights["pricing_page_view"] == 2
+    spec = infer_spec(export.leads, export.activities, cfg)
+    snaps = pd.DataFrame({"lead_id": export.leads["lead_id"], "as_of": pd.Timestamp("2025-01-31T10:00:00")})
+    raw = compute_features(snaps, export.leads, export.activities, spec, engine=engine)
+    expected = (2 * round(0.5 ** (28 / 14) * 1e6) + 5 * round(0.5 ** (21 / 14) * 1e6)) / 1e6
+    assert raw.loc[0, "engagement"] == expected == pytest.approx(2 * 0.25 + 5 * 0.5**1.5, abs=1e-5)
+    assert raw.loc[1, "engagement"] == round(0.5 ** (25 / 14) * 1e6) / 1e6  # an e-mail click 25 days old, weight 1
+    assert raw.loc[2, "engagement"] == 0  # L3's activity is after as_of
+    # a shorter half-life forgets faster
+    quick = infer_spec(export.leads, export.activities, cfg.model_copy(update={"engagement_half_life_days": 7}))
+    faster = compute_features(snaps, export.leads, export.activities, quick, engine=engine)
+    assert faster.loc[0, "engagement"] == (2 * round(0.5 ** 4 * 1e6) + 5 * round(0.5 ** 3 * 1e6)) / 1e6
+
+
+@pytest.mark.parametrize("engine", ["numpy", "duckdb"])
+def test_distinct_channels_and_bounces(export, engine):
+    spec = infer_spec(export.leads, export.activities, PARAMS.features)
+    assert spec.channels == ["email", "web"]  # phone only carries a sales call: not a marketing channel
+    extra = pd.DataFrame({
+        "lead_id": ["L1", "L1", "L2"],
+        "occurred_at": pd.to_datetime(["2025-01-12T09:00:00", "2025-01-13T09:00:00", "2025-01-14T09:00:00"]),
+        "activity_type": ["email_open", "email_bounce", "page_view"],
+        "channel": ["email", "email", None],
+    })
+    acts = pd.concat([export.activities, extra], ignore_index=True)
+    spec = infer_spec(export.leads, acts, PARAMS.features)
+    snaps = pd.DataFrame({"lead_id": export.leads["lead_id"], "as_of": pd.Timestamp("2025-01-20")})
+    raw = compute_features(snaps, export.leads, acts, spec, engine=engine)
+    assert raw["channels_90d"].tolist() == [2.0, 1.0, 0.0]  # L1 web + email; L2's page view has no channel
+    assert raw["has_bounced"].tolist() == [1.0, 0.0, 0.0]
+    before = compute_features(snaps.assign(as_of=pd.Timestamp("2025-01-13T09:00:00")), export.leads, acts, spec, engine=engine)
+    assert before["has_bounced"].tolist() == [0.0, 0.0, 0.0]  # the bounce at exactly as_of is not known yet
