@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/features_scale.py [--leads 100000] [--acts-per-lead 100] [--snaps-per-lead 10]
 
-Synthetic export (random times, 14 activity types incl. sales types) — the point is volume.
+Synthetic export (random times, 14 activity types incl. sales types, 5 channels) — the point is volume.
 Each engine runs in its own process so its peak memory (max RSS) is its own. Prints a table and
 writes bench/features_scale.json; bench/run.py copies the rows into the README table.
 """
@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 TYPES = ["email_open", "email_click", "page_view", "pricing_page_view", "whitepaper_download", "webinar_attendance",
          "demo_request", "contact_form", "trial_signup", "unsubscribe", "email_bounce", "sales_call", "meeting", "proposal_sent"]
+CHANNELS = ["email", "email", "web", "web", "web", "event", "web", "web", "web", "email", "email", "phone", "event", "email"]
 WEIGHTS = [30, 15, 25, 5, 4, 2, 1, 1, 1, 0.5, 0.5, 3, 1, 0.5]
 
 
@@ -39,10 +40,14 @@ def make(folder: Path, leads: int, acts_per_lead: int, snaps_per_lead: int, seed
     owner = np.repeat(np.arange(leads), n_acts)
     occurred = created[owner] + rng.integers(0, span // 2, len(owner))
     p = np.array(WEIGHTS) / sum(WEIGHTS)
+    kind = rng.choice(len(TYPES), len(owner), p=p)
+    channel = np.array(CHANNELS, dtype=object)[kind]
+    channel[rng.random(len(owner)) < 0.1] = "social"
     acts = pd.DataFrame({
         "lead_id": lead_ids[owner],
         "occurred_at": occurred.astype("datetime64[us]").astype("datetime64[ns]"),
-        "activity_type": np.array(TYPES, dtype=object)[rng.choice(len(TYPES), len(owner), p=p)],
+        "activity_type": np.array(TYPES, dtype=object)[kind],
+        "channel": pd.Series(channel, dtype="str"),
     })
     snap_owner = np.repeat(np.arange(leads), snaps_per_lead)
     snaps = pd.DataFrame({

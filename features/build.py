@@ -261,8 +261,10 @@ def engagement_from(decayed: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 def distinct_per_row(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     """How many distinct non-negative ``codes`` each of ``n`` rows has."""
     keep = codes >= 0
-    pairs = np.unique(np.stack([rows[keep], codes[keep]]), axis=1) if keep.any() else np.empty((2, 0), np.int64)
-    return np.bincount(pairs[0], minlength=n).astype("float64")
+    width = int(codes.max()) + 1 if keep.any() else 1
+    seen = np.zeros(n * width, dtype=bool)  # codes are a small vocabulary: a presence matrix beats sorting
+    seen[rows[keep].astype(np.int64) * width + codes[keep]] = True
+    return seen.reshape(n, width).sum(axis=1).astype("float64")
 
 
 def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -345,9 +347,12 @@ def compute_features(
     ``engine`` runs the activity aggregation in process (``numpy``, the live path) or through Ibis
     on ``duckdb`` or ``pyspark``; all three give identical numbers.
     """
-    profile = leads.drop_duplicates("lead_id").set_index("lead_id").reindex(snapshots["lead_id"].to_numpy())
-    raw = _fit_features(profile, spec)
-    raw |= _interest_features(snapshots.reset_index(drop=True), profile["created_at"], activities, spec, engine)
+    # Fit features depend on the lead only: computed once per lead, then repeated per snapshot.
+    codes, lead_ids = pd.factorize(snapshots["lead_id"].to_numpy(dtype=object))
+    profile = leads.drop_duplicates("lead_id").set_index("lead_id").reindex(lead_ids)
+    raw = {name: pd.Series(values.to_numpy()[codes], dtype=values.dtype) for name, values in _fit_features(profile, spec).items()}
+    created_at = pd.Series(profile["created_at"].to_numpy()[codes])
+    raw |= _interest_features(snapshots.reset_index(drop=True), created_at, activities, spec, engine)
     frame = pd.DataFrame({f.name: raw[f.name] for f in spec.features})
     frame.index = snapshots.index
     return frame

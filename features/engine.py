@@ -40,11 +40,11 @@ def connect(backend: str):
     raise ValueError(f"unknown backend {backend!r}")
 
 
-def interest_exprs(snapshots, activities, decay, spec: FeatureSpec):
-    """Ibis expressions over ``snapshots(sid, lead, as_of_us)``, ``activities(lead, occurred_us,
-    kind, chan)`` and ``decay(day, weight)``, where ``kind`` is the index in ``spec.activity_types``
-    and ``chan`` in ``spec.channels`` (-1 for others). Returns: window counts and summed decay
-    weights per (sid, kind, chan), and per sid the latest activity before as_of and the
+def interest_exprs(snapshots, activities, spec: FeatureSpec):
+    """Ibis expressions over ``snapshots(sid, lead, as_of_us)`` and ``activities(lead, occurred_us,
+    kind, code)``, where ``kind`` is the index in ``spec.activity_types`` (-1 for other types) and
+    ``code`` combines kind and channel (see ``interest_ibis``). Returns: window counts and summed
+    decay weights per (sid, code), and per sid the latest activity before as_of and the
     first-activity/unsubscribe/bounce ages.
     """
     import ibis
@@ -56,13 +56,15 @@ def interest_exprs(snapshots, activities, decay, spec: FeatureSpec):
         a, [snapshots.lead == a.lead, a.occurred_us < snapshots.as_of_us, a.occurred_us >= snapshots.as_of_us - longest * DAY_US]
     )
     j = j.mutate(age=j.as_of_us - j.occurred_us)
-    j = j.mutate(day=j.age // DAY_US)
-    j = j.join(decay, j.day == decay.day)
+    # The decay weight of a whole day of age, from one integer table (no engine evaluates pow).
+    table = ibis.literal([int(w) for w in decay_table(spec)], type="array<int64>")
+    j = j.mutate(weight=table[(j.age // DAY_US).cast("int32")])
     # Long format (one row per snapshot, kind and channel, one sum per window) is ~3× faster than
     # one CASE column per type and window; the pivot happens in numpy.
-    counts = j.group_by([j.sid, j.kind, j.chan]).aggregate(
+    counts = j.group_by([j.sid, j.code]).aggregate(
         decayed=j.weight.sum(),
-        **{f"w{w}": ibis.ifelse(j.age <= w * DAY_US, 1, 0).sum() for w in spec.windows_days},
+        # every joined row is inside the longest window: its count needs no condition
+        **{f"w{w}": j.sid.count(where=j.age <= w * DAY_US) if w < longest else j.sid.count() for w in spec.windows_days},
     )
 
     # The latest activity strictly before as_of, at any distance: one time-ordered stream per lead
@@ -109,37 +111,43 @@ def interest_ibis(
     n = len(lead_ids)
     snaps = pd.DataFrame({"sid": np.arange(n, dtype="int64"), "lead_id": pd.Series(lead_ids, dtype="str"),
                           "as_of_us": as_of_us})
-    channel = activities["channel"] if "channel" in activities.columns and spec.channels else None
+    # Series, not numpy: pandas' Arrow strings reach DuckDB as they are; .to_numpy() would make
+    # 10M Python string objects (seconds of work).
+    def text(column: str) -> pd.Series:
+        if column not in activities.columns:
+            return pd.Series(None, index=range(len(activities)), dtype="str")
+        return activities[column].astype("str").reset_index(drop=True)
+
     acts = pd.DataFrame({
-        "lead_id": activities["lead_id"].astype("str").to_numpy(),
+        "lead_id": text("lead_id"),
         "occurred_us": micros(activities["occurred_at"]),
-        "activity_type": activities["activity_type"].astype("str").to_numpy(),
-        "channel": channel.astype("str").to_numpy() if channel is not None else pd.Series(None, index=activities.index, dtype="str"),
+        "activity_type": text("activity_type"),
+        "channel": text("channel") if spec.channels else text("no channel"),
     })
     vocab = pd.DataFrame({"type_name": pd.Series(spec.activity_types, dtype="str"),
                           "kind": np.arange(len(spec.activity_types), dtype="int64")})
     channels = pd.DataFrame({"channel_name": pd.Series(spec.channels, dtype="str"),
                              "chan": np.arange(len(spec.channels), dtype="int64")})
-    weights = decay_table(spec)
-    decay = pd.DataFrame({"day": np.arange(len(weights), dtype="int64"), "weight": weights})
     if backend == "pyspark":
         s_tab = con.create_table("ls_snapshots", snaps, overwrite=True)
         a_raw = con.create_table("ls_activities", acts, overwrite=True)
         v_tab = con.create_table("ls_vocab", vocab, overwrite=True)
         c_tab = con.create_table("ls_channels", channels, overwrite=True)
-        d_tab = con.create_table("ls_decay", decay, overwrite=True)
     else:
-        s_tab, a_raw, v_tab, c_tab, d_tab = (ibis.memtable(t) for t in (snaps, acts, vocab, channels, decay))
+        s_tab, a_raw, v_tab, c_tab = (ibis.memtable(t) for t in (snaps, acts, vocab, channels))
     a_raw = a_raw.filter(~a_raw.activity_type.isin(spec.sales_activity_types)) if spec.sales_activity_types else a_raw
     coded = a_raw.left_join(v_tab, a_raw.activity_type == v_tab.type_name)
     coded = coded.left_join(c_tab, coded.channel == c_tab.channel_name)
+    # One integer key for (kind, channel): grouping on it is faster than on two columns.
+    width = len(spec.channels) + 1
     a_tab = coded.select(lead=coded.lead_id, occurred_us=coded.occurred_us, kind=coded.kind.fill_null(-1),
-                         chan=coded.chan.fill_null(-1))
+                         code=(coded.kind.fill_null(-1) + 1) * width + coded.chan.fill_null(-1) + 1)
     s_tab = s_tab.select(sid=s_tab.sid, lead=s_tab.lead_id, as_of_us=s_tab.as_of_us)
-    counts_expr, latest_expr, history_expr = interest_exprs(s_tab, a_tab, d_tab, spec)
+    counts_expr, latest_expr, history_expr = interest_exprs(s_tab, a_tab, spec)
     counts = con.execute(counts_expr)
     latest, history = (con.execute(e).set_index("sid").reindex(np.arange(n)) for e in (latest_expr, history_expr))
-    sid, kind = counts["sid"].to_numpy(dtype="int64"), counts["kind"].to_numpy(dtype="int64")
+    sid, code = counts["sid"].to_numpy(dtype="int64"), counts["code"].to_numpy(dtype="int64")
+    kind, chan = code // width - 1, code % width - 1
     n_types = max(len(spec.activity_types), 1)
     known = kind >= 0
     out: dict[str, np.ndarray] = {}
@@ -158,7 +166,7 @@ def interest_ibis(
     decayed = np.bincount(sid[known] * n_types + kind[known], weights=counts["decayed"].to_numpy(dtype="float64")[known],
                           minlength=n * n_types)
     out["engagement"] = engagement_from(decayed.reshape(n, n_types), spec)
-    out[f"channels_{longest}d"] = distinct_per_row(sid, counts["chan"].to_numpy(dtype="int64"), n)
+    out[f"channels_{longest}d"] = distinct_per_row(sid, chan, n)
     out["days_since_last_activity"] = latest["last_age_us"].to_numpy(dtype="float64", na_value=np.nan) / DAY_US
     out["days_since_first_activity"] = history["first_age_us"].to_numpy(dtype="float64", na_value=np.nan) / DAY_US
     out["has_unsubscribed"] = history["unsubscribed"].fillna(0).to_numpy(dtype="float64")

@@ -25,6 +25,7 @@ out = Console()
 
 DEFAULT_DATASET = Path("artifacts/dataset")
 DEFAULT_MODEL = Path("artifacts/model")
+DEFAULT_CARD = Path("artifacts/model_card.md")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -118,6 +119,8 @@ def _print_registered(reg: dict) -> None:
         f"[green]✓[/] registered {reg['model_name']} version {reg['version']} as @{reg['alias']} ({reg['tracking_uri']})",
         highlight=False,
     )
+    if reg.get("card"):
+        console.print(f"  model card: {reg['card']}", highlight=False, soft_wrap=True)
 
 
 @app.command("demo-data")
@@ -276,7 +279,7 @@ def train(
                     metrics = run_evaluate(dataset, model_dir, export, params)
                 if do_register:
                     with bar.step("registering in MLflow"):
-                        reg = register_model(model_dir, dataset, metrics, params)
+                        reg = register_model(model_dir, dataset, metrics, params, card_file=DEFAULT_CARD)
         console.print(f"[green]✓[/] trained {model.info['trees']} trees on {model.info['train_rows']:,} snapshots → {model_dir}")
         if metrics:
             _print_metrics(metrics)
@@ -317,6 +320,7 @@ def register(
     model_dir: Path = ModelDirOpt,
     metrics_file: Path = MetricsOpt,
     out_file: Optional[Path] = typer.Option(Path("artifacts/registered.json"), "--out"),
+    card_file: Path = typer.Option(DEFAULT_CARD, "--card", help="Where to write the model card (Markdown)."),
     params_path: Path = ParamsOpt,
 ) -> None:
     """Log the run to MLflow, register a new version of `lead-scoring` and point `champion` at it."""
@@ -324,7 +328,7 @@ def register(
 
     with _Guard():
         metrics = json.loads(metrics_file.read_text())
-        reg = register_model(model_dir, dataset, metrics, _params(params_path))
+        reg = register_model(model_dir, dataset, metrics, _params(params_path), card_file=card_file)
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         out_file.write_text(json.dumps(reg, indent=1))

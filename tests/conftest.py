@@ -64,6 +64,6 @@ def trained(demo_dir, params, tracking, tmp_path_factory):
     summary = build_dataset(demo_dir, params, work / "dataset")
     model = train_model(work / "dataset", params, work / "model")
     metrics = evaluate(work / "dataset", work / "model", demo_dir, params)
-    registered = register_model(work / "model", work / "dataset", metrics, params)
+    registered = register_model(work / "model", work / "dataset", metrics, params, card_file=work / "model_card.md")
     return {"dir": work, "summary": summary, "model": model, "metrics": metrics, "registered": registered,
             "dataset": work / "dataset", "model_dir": work / "model"}

@@ -45,13 +45,17 @@ def register_model(
     metrics: dict,
     params: Params,
     settings: Settings | None = None,
+    card_file: Path | str | None = None,
 ) -> dict:
     """Log params, metrics and the model to MLflow, register a version and point the alias at it.
 
-    There is no promotion gate yet: the new version becomes ``champion`` (the registry may be empty).
+    The model card (``model_card.md`` in the run, and ``card_file`` if given) states the data,
+    the leakage audit and the test-period metrics. There is no promotion gate yet: the new
+    version becomes ``champion`` (the registry may be empty).
     """
     import mlflow
 
+    from training.card import model_card
 
     settings = settings or get_settings()
     uri = use_tracking(settings)
@@ -67,9 +71,12 @@ def register_model(
         table_example = None
     mlflow.set_experiment(EXPERIMENT)
     name = params.registry.model_name
+    audit_file = Path(dataset_dir) / "audit.json"
+    audit = json.loads(audit_file.read_text()) if audit_file.exists() else None
+    commit = _git_commit()
     with mlflow.start_run() as run:
         mlflow.set_tags({
-            "git_commit": _git_commit(),
+            "git_commit": commit,
             "data_fingerprint": data_fingerprint(dataset_dir),
             "data_end": summary["data_end"],
         })
@@ -78,9 +85,8 @@ def register_model(
         mlflow.log_metrics({f"{scorer}_{k}": v for scorer in ("model", "rules") for k, v in metrics[scorer].items()})
         mlflow.log_metrics({"test_rows": metrics["test_rows"], "test_positives": metrics["test_positives"]})
         mlflow.log_dict(summary, "dataset_summary.json")
-        audit_file = Path(dataset_dir) / "audit.json"
-        if audit_file.exists():
-            mlflow.log_dict(json.loads(audit_file.read_text()), "leakage_audit.json")
+        if audit is not None:
+            mlflow.log_dict(audit, "leakage_audit.json")
             mlflow.set_tag("leakage_audit", summary.get("leakage_audit", "unknown"))
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -92,7 +98,15 @@ def register_model(
             registered_model_name=name,
         )
         run_id = run.info.run_id
+        version = str(info.registered_model_version)
+        card = model_card(model=model, summary=summary, audit=audit, metrics=metrics, registered={
+            "model_name": name, "version": version, "run_id": run_id, "git_commit": commit,
+        })
+        mlflow.log_text(card, "model_card.md")
+        if card_file is not None:
+            Path(card_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(card_file).write_text(card)
     client = mlflow.MlflowClient()
-    version = str(info.registered_model_version)
     client.set_registered_model_alias(name, params.registry.alias, version)
-    return {"tracking_uri": uri, "run_id": run_id, "model_name": name, "version": version, "alias": params.registry.alias}
+    return {"tracking_uri": uri, "run_id": run_id, "model_name": name, "version": version, "alias": params.registry.alias,
+            "card": str(card_file) if card_file is not None else None}

@@ -77,6 +77,23 @@ def test_mlflow_run_has_params_metrics_and_commit(trained, params):
     assert run.data.tags["leakage_audit"] == "passed"
 
 
+def test_model_card_states_data_audit_and_metrics_from_the_run(trained):
+    import json
+
+    import mlflow
+
+    reg = trained["registered"]
+    card = mlflow.artifacts.load_text(f"runs:/{reg['run_id']}/model_card.md")
+    assert card == (trained["dir"] / "model_card.md").read_text()
+    assert card.startswith(f"# Model card: {reg['model_name']} version {reg['version']}")
+    audit = json.loads((trained["dataset"] / "audit.json").read_text())
+    strongest, auc = max(audit["single_feature_auc"].items(), key=lambda kv: kv[1])
+    assert "Result: **passed**" in card and f"`{strongest}` {auc:.3f}" in card
+    m = trained["metrics"]
+    assert f"| ROC AUC | {m['model']['roc_auc']:.4f} | {m['rules']['roc_auc']:.4f} |" in card
+    assert f"{trained['summary']['snapshots']:,} snapshots" in card
+
+
 def test_score_command_scores_open_leads_only_with_past_data(trained, demo_dir, tmp_path):
     from features.contract import read_export
 
