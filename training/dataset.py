@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.build import FeatureSpec, compute_features, infer_spec, learn_categories
-from features.contract import Export, read_export
+from features.contract import Export, parse_timestamps, read_export
 from features.snapshots import training_snapshots
 from leadscore.params import Params
 from training.audit import audit_features, raise_if_leaky
@@ -50,6 +50,23 @@ def assign_split(snaps: pd.DataFrame, params: Params) -> tuple[pd.Series, dict[s
 
 
 AUDIT_FILE = "audit.json"
+DATE_SHARE = 0.95  # a profile column whose filled values parse as timestamps this often holds dates
+
+
+def dated_profile_columns(leads: pd.DataFrame, spec: FeatureSpec, lead_ids: pd.Series) -> pd.DataFrame:
+    """Profile features whose values are dates (e.g. ``budget_confirmed_at``), as timestamps per
+    snapshot row: the audit checks none is dated at or after its snapshot. Empty if there are none."""
+    times = {}
+    profile = leads.drop_duplicates("lead_id").set_index("lead_id")
+    for col, kind in spec.profile_columns.items():
+        values = profile[col]
+        filled = values.notna()
+        if kind != "category" or not filled.any():
+            continue
+        parsed = parse_timestamps(values.where(filled).astype("object"))
+        if parsed[filled].notna().mean() >= DATE_SHARE:
+            times[col] = parsed.reindex(lead_ids.to_numpy()).to_numpy()
+    return pd.DataFrame(times, index=lead_ids.index)
 
 
 def build_dataset(
@@ -74,7 +91,12 @@ def build_dataset(
     spec = learn_categories(spec, raw, params.features.max_category_levels)
     split, cutoffs = assign_split(snaps, params)
     learn = (split != "test").to_numpy()
-    audit = audit_features(raw.loc[learn], snaps["label"].loc[learn], **params.audit.model_dump())
+    times = dated_profile_columns(export.leads, spec, snaps["lead_id"])
+    audit = audit_features(
+        raw.loc[learn], snaps["label"].loc[learn], **params.audit.model_dump(),
+        times=times.loc[learn] if not times.empty else None,
+        as_of=snaps["as_of"].loc[learn] if not times.empty else None,
+    )
     (out_dir / AUDIT_FILE).write_text(json.dumps({**audit.to_dict(), "allowed_leaky": allow_leaky}, indent=1))
     raise_if_leaky(audit, allow_leaky)
     table = pd.concat([snaps.assign(split=split.to_numpy()), raw], axis=1)

@@ -70,3 +70,28 @@ def test_the_demo_features_pass_the_audit(trained):
     audit = json.loads((trained["dataset"] / "audit.json").read_text())
     assert audit["passed"] and audit["checked"] == len(trained["model"].spec.names)
     assert max(audit["single_feature_auc"].values()) < 0.9
+
+
+def test_a_profile_date_after_the_snapshot_stops_training(demo_dir, params, tmp_path):
+    """A date column in the leads table (current values) that is later than a snapshot was not known then."""
+    import json
+
+    import pytest
+
+    from training.audit import LeakageError
+    from training.dataset import build_dataset
+
+    export = read_export(demo_dir)
+    first_deal = export.opportunities.groupby("lead_id")["created_at"].min()
+    # 'budget confirmed' is typically written by sales when the deal is opened
+    export.leads["budget_confirmed_on"] = export.leads["lead_id"].map(first_deal).dt.strftime("%Y-%m-%d")
+    with pytest.raises(LeakageError) as err:
+        build_dataset(export, params, tmp_path / "refused")
+    assert "budget_confirmed_on [dated_after_snapshot]" in str(err.value)
+    assert "recorded at or after the row's snapshot" in str(err.value)
+    # a date known from the start (the lead's creation day) passes this check
+    export.leads["budget_confirmed_on"] = export.leads["created_at"].dt.strftime("%Y-%m-%d")
+    export.leads.loc[export.leads.index[::2], "budget_confirmed_on"] = None
+    build_dataset(export, params, tmp_path / "early", allow_leaky=True)
+    audit = json.loads((tmp_path / "early" / "audit.json").read_text())
+    assert [f for f in audit["findings"] if f["check"] == "dated_after_snapshot"] == []
