@@ -219,6 +219,7 @@ def _as_level(value: object) -> str | None:
 
 
 DAY_US = 86_400_000_000  # ages are whole microseconds, so every engine computes the same floats
+NEVER_DAYS = 3650.0  # days since the last activity of a lead that has none
 
 
 def micros(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -329,6 +330,12 @@ def _interest_features(
     else:
         raise ValueError(f"features.engine: expected one of {', '.join(ENGINES)}, found {engine!r}")
     values["lead_age_days"] = (as_of_us - micros(created_at)) / DAY_US
+    # A lead with no interaction yet: last activity "never" (worse than any real recency) and zero
+    # days of history — values on the same scale, so the model's monotone constraints hold for the
+    # first interaction too (a missing value could be routed anywhere).
+    last, first = values["days_since_last_activity"], values["days_since_first_activity"]
+    values["days_since_last_activity"] = np.where(np.isnan(last), NEVER_DAYS, last)
+    values["days_since_first_activity"] = np.where(np.isnan(first), 0.0, first)
     # Recent vs earlier: this month's interactions against the monthly average of the two before
     # (from the window counts, so every engine agrees); negative when a lead is cooling down.
     if 30 in spec.windows_days and 90 in spec.windows_days:

@@ -133,9 +133,17 @@ def label(feature: str, lang: Lang = "en") -> str:
     return _humanise(feature)
 
 
+# Values that mean "nothing happened yet" rather than a number (features.build.NEVER_DAYS, 0 days of history).
+NOTHING_YET: dict[str, tuple[float, tuple[str, str]]] = {
+    "days_since_last_activity": (3650.0, ("No activity yet", "Noch keine Aktivität")),
+}
+
+
 def describe(feature: str, value: object, lang: Lang = "en") -> str:
     """A sentence for one feature value that a sales rep reads without a glossary."""
     i = LANGS.index(lang)
+    if feature in NOTHING_YET and isinstance(value, (int, float)) and value >= NOTHING_YET[feature][0]:
+        return NOTHING_YET[feature][1][i]
     if feature in FLAGS:
         yes, no = FLAGS[feature][2], FLAGS[feature][3]
         return (yes if value else no)[i]

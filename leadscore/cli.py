@@ -292,7 +292,7 @@ def _print_metrics(metrics: dict) -> None:
     table.add_column("metric")
     table.add_column("model", justify="right")
     table.add_column("rules (SLA)", justify="right")
-    for key in ("roc_auc", "pr_auc", "log_loss", "brier"):
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"):
         table.add_row(key, f"{metrics['model'][key]:.4f}", f"{metrics['rules'][key]:.4f}")
     out.print(table)
 
@@ -304,13 +304,17 @@ def evaluate_cmd(
     model_dir: Path = ModelDirOpt,
     metrics_file: Path = MetricsOpt,
     roc_file: Optional[Path] = typer.Option(Path("plots/roc.csv"), "--roc"),
+    reliability_file: Optional[Path] = typer.Option(
+        Path("plots/reliability.csv"), "--reliability", help="Reliability table (CSV); the plot goes beside it (PNG)."
+    ),
     params_path: Path = ParamsOpt,
 ) -> None:
     """Model and SLA rules on the same test-period snapshots: ROC AUC, PR AUC, log loss, Brier."""
     from training.evaluate import evaluate as run_evaluate
 
     with _Guard():
-        metrics = run_evaluate(dataset, model_dir, _read(data), _params(params_path), metrics_file=metrics_file, roc_file=roc_file)
+        metrics = run_evaluate(dataset, model_dir, _read(data), _params(params_path), metrics_file=metrics_file, roc_file=roc_file,
+                               reliability_file=reliability_file)
     _print_metrics(metrics)
 
 

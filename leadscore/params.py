@@ -61,6 +61,12 @@ class TrainParams(_Strict):
     num_boost_round: int = Field(1000, gt=0)
     early_stopping_rounds: int = Field(50, gt=0)
     lgbm: dict[str, Any] = Field(default_factory=lambda: {"objective": "binary", "verbose": -1})
+    # Features (shell patterns) whose effect may only rise / only fall: more hand-raising never lowers a score.
+    monotone_increasing: list[str] = Field(default_factory=list)
+    monotone_decreasing: list[str] = Field(default_factory=list)
+    calibration_share: float = Field(0.5, gt=0, lt=1)  # the later part of the validation period
+    tune_trials: int = Field(0, ge=0)  # Optuna trials before training (0: use lgbm as given)
+    tune_timeout_s: int = Field(600, gt=0)
 
 
 class AuditParams(_Strict):

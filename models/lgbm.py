@@ -2,7 +2,7 @@
 
 On disk (and in the MLflow registry) a model is an MLflow model folder: ``model.lgb`` written by
 ``Booster.save_model`` (text, never a pickle) and an ``MLmodel`` file whose ``metadata.leadscore``
-holds the feature spec, grade cut-offs and the training window.
+holds the feature spec, grade cut-offs, the calibrator (plain numbers) and the training window.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import pandas as pd
 import yaml
 
 from features.build import FeatureSpec, encode_matrix
-from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
 from features.catalog import describe
+from models import calibration
+from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
 
 MODEL_FILE = "model.lgb"
 
@@ -34,20 +35,29 @@ class LeadModel:
     grades: dict[str, float]
     info: dict[str, Any]
     version: str = "local"
+    calibrator: dict[str, Any] | None = None
     name = "model"
 
     def metadata(self) -> dict[str, Any]:
-        return {"spec": self.spec.to_dict(), "grades": self.grades, "info": self.info}
+        return {"spec": self.spec.to_dict(), "grades": self.grades, "info": self.info, "calibrator": self.calibrator}
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        """Raw log-odds of the booster for an encoded matrix (what SHAP values add up to)."""
+        return self.booster.predict(X, raw_score=True)
+
+    def probability(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated probability for raw margins (the booster's sigmoid if there is no calibrator)."""
+        return calibration.apply(self.calibrator, margin)
 
     def predict_proba(self, raw: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(encode_matrix(raw, self.spec))
+        return self.probability(self.margin(encode_matrix(raw, self.spec)))
 
     def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3) -> list[LeadScore]:
         """Probabilities with exact TreeSHAP reasons (LightGBM's own ``pred_contrib``)."""
         if raw.empty:
             return []
         X = encode_matrix(raw, self.spec)
-        proba = self.booster.predict(X)
+        proba = self.probability(self.margin(X))
         contrib = self.booster.predict(X, pred_contrib=True)[:, :-1]  # last column: the base value
         scores = score_from_probability(proba)
         grades = grade_from_cutoffs(proba, self.grades["a"], self.grades["b"], self.grades["c"])
@@ -117,4 +127,5 @@ class LeadModel:
             booster = lgb.Booster(model_file=str(booster_file))
         except lgb.basic.LightGBMError as exc:
             raise ModelLoadError(f"{booster_file}: {exc}") from None
-        return cls(booster, FeatureSpec.from_dict(meta["spec"]), meta["grades"], meta.get("info", {}), version)
+        return cls(booster, FeatureSpec.from_dict(meta["spec"]), meta["grades"], meta.get("info", {}), version,
+                   meta.get("calibrator"))

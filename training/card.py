@@ -9,7 +9,8 @@ from __future__ import annotations
 from models.lgbm import LeadModel
 
 PERIODS = {"train": "train", "valid": "validation", "test": "test", "purged": "gaps between periods (left out)"}
-METRICS = (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"), ("log_loss", "log loss"), ("brier", "Brier"))
+METRICS = (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"), ("log_loss", "log loss"), ("brier", "Brier"),
+           ("ece", "ECE (10 equal-count bins)"))
 
 
 def model_card(
@@ -61,8 +62,8 @@ def model_card(
         "",
         "## Limits",
         "- Profile attributes are the export's current values, taken as known at every moment of scoring.",
-        "- The probability is LightGBM's output on the snapshot design; check its calibration on recent data "
-        "before trusting absolute values.",
+        "- The probability is calibrated on a period after the one the booster learned from; calibration drifts "
+        "with the market, so check the ECE on recent data every quarter.",
         "- The test period is one stretch of time; a rolling backtest over several cut-offs is the stronger evidence.",
     ]
     return "\n".join(lines) + "\n"

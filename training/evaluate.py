@@ -12,6 +12,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from features.build import compute_features
 from features.contract import Export, read_export
 from leadscore.params import Params
+from models.calibration import expected_calibration_error, reliability_table
 from models.lgbm import LeadModel
 from models.rules import RuleScorer, load_rules
 from training.dataset import load_dataset
@@ -23,6 +24,7 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "pr_auc": float(average_precision_score(y, p)),
         "log_loss": float(log_loss(y, np.clip(p, 1e-9, 1 - 1e-9), labels=[0, 1])),
         "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p),
         "mean_predicted": float(np.mean(p)),
     }
 
@@ -35,8 +37,10 @@ def evaluate(
     rules_path: Path | str | None = None,
     metrics_file: Path | str | None = None,
     roc_file: Path | str | None = None,
+    reliability_file: Path | str | None = None,
 ) -> dict:
-    """Metrics of model and rules on the test period; optionally written for DVC."""
+    """Metrics of model and rules on the test period; optionally written for DVC (metrics, ROC
+    points, reliability table) with a reliability plot (PNG beside the table)."""
     table, _ = load_dataset(dataset_dir)
     test = table[table["split"] == "test"].reset_index(drop=True)
     y = test["label"].to_numpy()
@@ -67,4 +71,34 @@ def evaluate(
             rows += [{"scorer": name, "fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep]
         Path(roc_file).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(roc_file, index=False)
+    if reliability_file:
+        table = pd.DataFrame([
+            {"scorer": name, **row} for name, p in (("model", p_model), ("rules", p_rules)) for row in reliability_table(y, p)
+        ])
+        Path(reliability_file).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(reliability_file, index=False)
+        reliability_plot(table, result, Path(reliability_file).with_suffix(".png"))
     return result
+
+
+def reliability_plot(table: pd.DataFrame, result: dict, path: Path) -> Path:
+    """Mean predicted probability against the observed win rate per bin, for model and rules."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    top = max(table["mean_predicted"].max(), table["observed_rate"].max()) * 1.05
+    ax.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="perfectly calibrated")
+    for name, style in (("model", "o-"), ("rules", "s-")):
+        part = table[table["scorer"] == name]
+        ax.plot(part["mean_predicted"], part["observed_rate"], style, label=f"{name} (ECE {result[name]['ece']:.4f})")
+    ax.set_xlabel("mean predicted probability (equal-count bins)")
+    ax.set_ylabel("observed win rate")
+    ax.set_title(f"Reliability on the test period ({result['test_rows']:,} snapshots, {result['test_positives']:,} won)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

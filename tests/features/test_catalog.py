@@ -15,6 +15,7 @@ def test_the_sentences_a_rep_reads_in_both_languages():
     assert describe("budget_confirmed", "yes") == "Budget confirmed: yes"
     assert label("demo_request_90d", "de") == "Demo-Anfragen, letzte 90 Tage"
     assert describe("channels_90d", 3.0) == "Active on 3 channel(s) in the last 90 days"
+    assert describe("days_since_last_activity", 3650.0) == "No activity yet"
     assert describe("has_bounced", 1.0, "de") == "Eine E-Mail an diesen Lead war unzustellbar"
     assert describe("engagement", 2.267765, "de").startswith("Engagement-Wert 2,3 ")
 
