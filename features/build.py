@@ -58,6 +58,9 @@ class FeatureSpec:
     engagement_half_life_days: float = 14.0
     engagement_weights: dict[str, float] = field(default_factory=dict)
     channels: list[str] = field(default_factory=list)
+    # Decayed counts [activity type, window days, half-life days] that a consumer asks for (the SLA
+    # rules' "points per action, halved every N days"); the model's own layout asks for none.
+    decayed_counts: list[list] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -167,6 +170,7 @@ def _layout(spec: FeatureSpec) -> list[FeatureDef]:
     ]
     if spec.channels:
         interest.append(FeatureDef(f"channels_{spec.longest_window}d", "interest", "numeric"))
+    interest += [FeatureDef(decayed_name(t, w, h), "interest", "numeric") for t, w, h in spec.decayed_counts]
     return fit + interest
 
 
@@ -244,10 +248,32 @@ def marketing_activities(activities: pd.DataFrame, spec: FeatureSpec) -> pd.Data
 ENGAGEMENT_SCALE = 1_000_000
 
 
-def decay_table(spec: FeatureSpec) -> np.ndarray:
-    """Integer weight of an interaction ``d`` whole days old, for d = 0 … longest window."""
+def decay_table(spec: FeatureSpec, half_life_days: float | None = None) -> np.ndarray:
+    """Integer weight of an interaction ``d`` whole days old, for d = 0 … longest window (half-life:
+    the engagement one unless given)."""
     days = np.arange(spec.longest_window + 1, dtype="float64")
-    return np.floor(np.power(0.5, days / spec.engagement_half_life_days) * ENGAGEMENT_SCALE + 0.5).astype(np.int64)
+    half_life = spec.engagement_half_life_days if half_life_days is None else half_life_days
+    return np.floor(np.power(0.5, days / half_life) * ENGAGEMENT_SCALE + 0.5).astype(np.int64)
+
+
+def decayed_name(activity_type: str, window_days: int, half_life_days: float) -> str:
+    """``pricing_page_view_30d_hl14``: interactions of one type in a window, each halved every 14 days."""
+    return f"{activity_type}_{int(window_days)}d_hl{half_life_days:g}"
+
+
+def decay_pairs(spec: FeatureSpec) -> list[tuple[int, float]]:
+    """The distinct (window, half-life) pairs of the decayed counts asked for."""
+    return sorted({(int(w), float(h)) for _, w, h in spec.decayed_counts})
+
+
+def decayed_counts_from(sums: dict[tuple[int, float], np.ndarray], spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Decayed-count features from per-(row, type) integer sums for each (window, half-life)."""
+    out = {}
+    for t, w, h in spec.decayed_counts:
+        j = spec.activity_types.index(t) if t in spec.activity_types else None
+        values = sums[(int(w), float(h))]
+        out[decayed_name(t, w, h)] = values[:, j] / ENGAGEMENT_SCALE if j is not None else np.zeros(values.shape[0])
+    return out
 
 
 def engagement_from(decayed: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -295,6 +321,13 @@ def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFram
     weight = decay_table(spec)[np.minimum(age // DAY_US, longest)]
     decayed = np.bincount(sid[known] * n_types + type_idx[known], weights=weight[known], minlength=n * n_types)
     out["engagement"] = engagement_from(decayed.reshape(n, n_types), spec)
+    sums = {}
+    for w, h in decay_pairs(spec):
+        mask = (age <= w * DAY_US) & (type_idx >= 0)
+        weight = decay_table(spec, h)[np.minimum(age // DAY_US, longest)]
+        sums[(w, h)] = np.bincount(sid[mask] * n_types + type_idx[mask], weights=weight[mask],
+                                   minlength=n * n_types).reshape(n, n_types)
+    out |= decayed_counts_from(sums, spec)
     chan = pd.Categorical(m["channel"].to_numpy(dtype=object), categories=spec.channels).codes.astype(np.int64)
     out[f"channels_{longest}d"] = distinct_per_row(sid[in_longest], chan[in_longest], n)
     last, first = np.full(n, np.nan), np.full(n, np.nan)

@@ -11,7 +11,16 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from features.build import DAY_US, FeatureSpec, decay_table, distinct_per_row, engagement_from, micros
+from features.build import (
+    DAY_US,
+    FeatureSpec,
+    decay_pairs,
+    decay_table,
+    decayed_counts_from,
+    distinct_per_row,
+    engagement_from,
+    micros,
+)
 
 
 @cache
@@ -58,11 +67,20 @@ def interest_exprs(snapshots, activities, spec: FeatureSpec):
     j = j.mutate(age=j.as_of_us - j.occurred_us)
     # The decay weight of a whole day of age, from one integer table (no engine evaluates pow).
     table = ibis.literal([int(w) for w in decay_table(spec)], type="array<int64>")
-    j = j.mutate(weight=table[(j.age // DAY_US).cast("int32")])
+    day = (j.age // DAY_US).cast("int32")
+    j = j.mutate(weight=table[day])
+    # Decayed counts a consumer asked for (the SLA rules): one integer table per half-life.
+    pairs = decay_pairs(spec)
+    half_lives = sorted({h for _, h in pairs})
+    j = j.mutate(**{f"weight_{k}": ibis.literal([int(w) for w in decay_table(spec, h)], type="array<int64>")[day]
+                    for k, h in enumerate(half_lives)})
+    decays = {f"d{w}_{half_lives.index(h)}": j[f"weight_{half_lives.index(h)}"].sum(where=j.age <= w * DAY_US)
+              for w, h in pairs}
     # Long format (one row per snapshot, kind and channel, one sum per window) is ~3× faster than
     # one CASE column per type and window; the pivot happens in numpy.
     counts = j.group_by([j.sid, j.code]).aggregate(
         decayed=j.weight.sum(),
+        **decays,
         # every joined row is inside the longest window: its count needs no condition
         **{f"w{w}": j.sid.count(where=j.age <= w * DAY_US) if w < longest else j.sid.count() for w in spec.windows_days},
     )
@@ -166,6 +184,13 @@ def interest_ibis(
     decayed = np.bincount(sid[known] * n_types + kind[known], weights=counts["decayed"].to_numpy(dtype="float64")[known],
                           minlength=n * n_types)
     out["engagement"] = engagement_from(decayed.reshape(n, n_types), spec)
+    half_lives = sorted({h for _, h in decay_pairs(spec)})
+    sums = {}
+    for w, h in decay_pairs(spec):
+        values = counts[f"d{w}_{half_lives.index(h)}"].fillna(0).to_numpy(dtype="float64")
+        sums[(w, h)] = np.bincount(sid[known] * n_types + kind[known], weights=values[known],
+                                   minlength=n * n_types).reshape(n, n_types)
+    out |= decayed_counts_from(sums, spec)
     out[f"channels_{longest}d"] = distinct_per_row(sid, chan, n)
     out["days_since_last_activity"] = latest["last_age_us"].to_numpy(dtype="float64", na_value=np.nan) / DAY_US
     out["days_since_first_activity"] = history["first_age_us"].to_numpy(dtype="float64", na_value=np.nan) / DAY_US

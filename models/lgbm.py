@@ -19,7 +19,7 @@ import yaml
 from features.build import FeatureSpec, encode_matrix
 from features.catalog import describe
 from models import calibration
-from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
+from models.base import Lang, LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
 
 MODEL_FILE = "model.lgb"
 
@@ -52,7 +52,7 @@ class LeadModel:
     def predict_proba(self, raw: pd.DataFrame) -> np.ndarray:
         return self.probability(self.margin(encode_matrix(raw, self.spec)))
 
-    def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3) -> list[LeadScore]:
+    def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3, lang: Lang = "en") -> list[LeadScore]:
         """Probabilities with exact TreeSHAP reasons (LightGBM's own ``pred_contrib``)."""
         if raw.empty:
             return []

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from features.build import FeatureSpec, _layout
 from features.contract import KNOWN_LEAD_COLUMNS
 from leadscore.params import FeatureParams
-from models.base import LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
+from models.base import Lang, LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
 from features.catalog import describe
 
 _WINDOW = re.compile(r"^(?P<what>[a-z0-9_]+)_(?P<days>\d+)d$")
@@ -223,7 +223,7 @@ class RuleScorer:
         p = self.config.probability
         return 1.0 / (1.0 + np.exp(-(np.asarray(points, dtype="float64") - p.midpoint) / p.scale))
 
-    def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3) -> list[LeadScore]:
+    def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3, lang: Lang = "en") -> list[LeadScore]:
         if raw.empty:
             return []
         total, per_rule, excluded = self.points(raw)

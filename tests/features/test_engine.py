@@ -56,3 +56,24 @@ def test_unknown_engine_is_a_clear_error(demo):
     export, snaps, spec = demo
     with pytest.raises(ValueError, match="features.engine: expected one of numpy, duckdb, pyspark, found 'polars'"):
         compute_features(snaps.head(3), export.leads, export.activities, spec, engine="polars")
+
+
+def test_decayed_counts_asked_for_agree_across_engines(demo):
+    """Counts of one type in a window, each halved every N days (what the SLA rules may ask for)."""
+    import dataclasses
+
+    from features.build import _layout, decayed_name
+
+    export, snaps, spec = demo
+    asked = dataclasses.replace(spec, decayed_counts=[["pricing_page_view", 30, 14], ["demo_request", 90, 30],
+                                                      ["page_view", 30, 7.5]])
+    asked.features = _layout(asked)
+    sample = snaps.head(3000)
+    numpy_path = compute_features(sample, export.leads, export.activities, asked, engine="numpy")
+    duckdb_path = compute_features(sample, export.leads, export.activities, asked, engine="duckdb")
+    pd.testing.assert_frame_equal(numpy_path, duckdb_path, check_exact=True)
+    name = decayed_name("pricing_page_view", 30, 14)
+    assert name == "pricing_page_view_30d_hl14"
+    # never more than the plain count, and less once the visits have aged
+    assert (numpy_path[name] <= numpy_path["pricing_page_view_30d"]).all()
+    assert (numpy_path[name] < numpy_path["pricing_page_view_30d"]).any() and numpy_path[name].max() > 0
