@@ -170,13 +170,22 @@ def _layout(spec: FeatureSpec) -> list[FeatureDef]:
     ]
     if spec.channels:
         interest.append(FeatureDef(f"channels_{spec.longest_window}d", "interest", "numeric"))
+    too_long = [d for d in spec.decayed_counts if int(d[1]) > spec.longest_window]
+    if too_long:
+        raise ValueError(f"decayed counts may not reach past the longest window ({spec.longest_window} days): {too_long}")
     interest += [FeatureDef(decayed_name(t, w, h), "interest", "numeric") for t, w, h in spec.decayed_counts]
     return fit + interest
 
 
+def email_domain(email: object) -> str | None:
+    """The lower-cased part after the last "@" of an e-mail address, or None. Only the domain is
+    ever looked at; the address itself goes nowhere."""
+    return str(email).rsplit("@", 1)[-1].strip().lower() if isinstance(email, str) and "@" in email else None
+
+
 def _email_domain(email: pd.Series) -> pd.Series:
-    # Only the part after the last "@" is ever looked at; the address itself goes nowhere.
-    return email.map(lambda v: str(v).rsplit("@", 1)[-1].strip().lower() if isinstance(v, str) and "@" in v else None)
+    # object dtype: pandas 3 would make it ``str`` with NaN for None, and NaN is truthy.
+    return pd.Series([email_domain(v) for v in email], index=email.index, dtype="object")
 
 
 def _fit_features(profile: pd.DataFrame, spec: FeatureSpec) -> dict[str, pd.Series]:

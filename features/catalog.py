@@ -99,6 +99,26 @@ VALUES: dict[str, dict[str, tuple[str, str]]] = {
                "unknown": ("unknown", "unbekannt")},
 }
 _WINDOW = re.compile(r"^(?P<what>.+)_(?P<days>\d+)d$")
+# "None in the last N days", where "No" + the label does not read right (German plural adjectives).
+ZERO: dict[str, tuple[str, str]] = {
+    "webinar_attendance": ("No webinars attended", "Keine besuchten Webinare"),
+    "email_bounce": ("No bounced e-mails", "Keine unzustellbaren E-Mails"),
+    "activities": ("No marketing interactions", "Keine Marketing-Interaktionen"),
+    "hand_raisers": ("No hand-raisers (demo, contact, trial)", "Keine aktiven Anfragen (Demo, Kontakt, Test)"),
+    "channels": ("Not active on any channel", "Auf keinem Kanal aktiv"),
+}
+# What a lead (or marketing) can do, phrased as an action: {n} is the count.
+ACTIONS: dict[str, tuple[str, str]] = {
+    "demo_request": ("{n}× demo request", "{n}× Demo-Anfrage"),
+    "contact_form": ("{n}× contact form", "{n}× Kontaktformular"),
+    "trial_signup": ("{n}× trial sign-up", "{n}× Test-Registrierung"),
+    "pricing_page_view": ("{n}× pricing page visit", "{n}× Besuch der Preisseite"),
+    "webinar_attendance": ("{n}× webinar attended", "{n}× Webinar besucht"),
+    "whitepaper_download": ("{n}× whitepaper download", "{n}× Whitepaper-Download"),
+    "email_click": ("{n}× e-mail click", "{n}× Klick in einer E-Mail"),
+    "email_open": ("{n}× e-mail opened", "{n}× E-Mail geöffnet"),
+    "page_view": ("{n}× website visit", "{n}× Website-Besuch"),
+}
 
 
 def _number(value: float, lang: Lang) -> str:
@@ -151,6 +171,10 @@ def describe(feature: str, value: object, lang: Lang = "en") -> str:
     if match:
         n, days = _value(feature, value, lang), match["days"]
         entry = DERIVED.get(match["what"]) or ACTIVITIES.get(match["what"])
+        if value == 0 and (entry or match["what"] in ZERO):
+            zero = ZERO.get(match["what"])
+            head = zero[i] if zero else ("Keine " + entry[i] if lang == "de" else "No " + entry[i][0].lower() + entry[i][1:])
+            return f"{head} in den letzten {days} Tagen" if lang == "de" else f"{head} in the last {days} days"
         if entry:
             return entry[2 + i].format(n=n, days=days)
         what = _humanise(match["what"])
@@ -158,3 +182,17 @@ def describe(feature: str, value: object, lang: Lang = "en") -> str:
     if feature in PLAIN:
         return PLAIN[feature][2 + i].format(v=_value(feature, value, lang))
     return f"{_humanise(feature)}: {_value(feature, value, lang)}"
+
+
+def signal_label(signal: str, lang: Lang = "en") -> str:
+    """The name of a business signal (all windows of one activity type, a feature and its band)."""
+    entry = DERIVED.get(signal) or ACTIVITIES.get(signal)
+    return entry[LANGS.index(lang)] if entry else label(signal, lang)
+
+
+def action(activity_type: str, count: int, lang: Lang = "en") -> str:
+    """'2× pricing page visit' / '2× Besuch der Preisseite'."""
+    entry = ACTIONS.get(activity_type)
+    if entry:
+        return entry[LANGS.index(lang)].format(n=count)
+    return f"{count}× {activity_type.replace('_', ' ')}"
