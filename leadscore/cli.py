@@ -102,6 +102,10 @@ class _Steps:
         self.progress.stop()
         return False
 
+    def note(self, description: str) -> None:
+        """Change the running step's text (e.g. 'trial 3 of 20')."""
+        self.progress.update(self.task, description=description)
+
     def step(self, description: str):
         import contextlib
 
@@ -248,6 +252,8 @@ def train(
     do_evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate against the rules."),
     do_register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow, register, set alias."),
     allow_leaky: bool = AllowLeakyOpt,
+    tune_trials: Optional[int] = typer.Option(
+        None, "--tune", min=0, help="Optuna trials before training (default: train.tune_trials in params.yaml)."),
     params_path: Path = ParamsOpt,
 ) -> None:
     """Train LightGBM; with --data the whole chain: features → train → evaluate → register."""
@@ -271,8 +277,12 @@ def train(
             if data is not None:
                 with bar.step("building point-in-time features (leakage audit included)"):
                     build_dataset(export, params, dataset, allow_leaky=allow_leaky)
-            with bar.step("training LightGBM (early stopping, then refit)"):
-                model = train_model(dataset, params, model_dir)
+            if tune_trials is not None:
+                params.train.tune_trials = tune_trials
+            label = "training LightGBM (early stopping, calibration, refit)"
+            with bar.step(label):
+                model = train_model(dataset, params, model_dir,
+                                    progress=lambda done, total: bar.note(f"{label}: Optuna trial {done} of {total}"))
             metrics = reg = None
             if do_evaluate:
                 with bar.step("evaluating model and SLA rules on the test period"):
@@ -281,6 +291,10 @@ def train(
                     with bar.step("registering in MLflow"):
                         reg = register_model(model_dir, dataset, metrics, params, card_file=DEFAULT_CARD)
         console.print(f"[green]✓[/] trained {model.info['trees']} trees on {model.info['train_rows']:,} snapshots → {model_dir}")
+        if "tuning" in model.info:
+            t = model.info["tuning"]
+            console.print(f"  Optuna: {t['trials_run']} trials, best validation log loss {t['best_valid_log_loss']:.4f} "
+                          f"with {t['best_params']}", highlight=False, soft_wrap=True)
         if metrics:
             _print_metrics(metrics)
         if reg:
@@ -345,7 +359,9 @@ def score(
     as_of: str = typer.Option(..., "--as-of", help="ISO timestamp; only data before it is used."),
     out_file: Path = typer.Option(..., "--out", help="CSV to write."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A model folder instead of the registry champion."),
-    top_k: int = typer.Option(3, "--top-k", min=0, max=20),
+    top_k: int = typer.Option(3, "--top-k", min=0, max=20, help="Positive and negative reasons per lead."),
+    language: str = typer.Option("en", "--language", help="Language of reasons and recommendations: en or de."),
+    what_if: bool = typer.Option(False, "--what-if", help="For leads below the sales threshold: the fewest actions that would lift them over it."),
     params_path: Path = ParamsOpt,
 ) -> None:
     """Score every lead without an opportunity before --as-of, with the champion (or the rules)."""
@@ -359,6 +375,8 @@ def score(
     if pd.isna(ts):
         _fail(f"--as-of: expected an ISO 8601 timestamp, found {as_of!r}", 2)
     ts = ts.tz_localize(None)
+    if language not in ("en", "de"):
+        _fail(f"--language: expected en or de, found {language!r}", 2)
     with _Guard():
         params = _params(params_path)
         export = _read(data)
@@ -367,21 +385,29 @@ def score(
             console.print(f"[yellow]rules answer:[/] {why}", highlight=False)
         snaps = scoring_snapshots(export, ts)
         with _Steps(1) as bar, bar.step(f"scoring {len(snaps):,} leads as of {ts.isoformat()}"):
-            results = score_leads(scorer, snaps, export.leads, export.activities, top_k=top_k, engine=params.features.engine)
+            results = score_leads(scorer, snaps, export.leads, export.activities, top_k=top_k,
+                                  engine=params.features.engine, lang=language, what_if=what_if)
     rows = [{
         "lead_id": r.lead_id,
         "as_of": ts.isoformat(),
         "probability": r.probability,
         "score": r.score,
         "grade": r.grade,
+        "fit_grade": r.matrix.fit_grade if r.matrix else None,
+        "interest_level": r.matrix.interest_level if r.matrix else None,
+        "recommendation": r.matrix.recommendation if r.matrix else None,
+        "sales_ready": r.sales_ready,
         "scorer": r.scorer,
         "model_version": r.model_version,
         "fallback_reason": why,
-        "reasons": " | ".join(reason.text for reason in r.reasons),
+        "reasons": " | ".join(f"{reason.effect:+.2f} {reason.text}" for reason in r.reasons),
+        "what_if": r.what_if.text if r.what_if else None,
+        "what_if_probability": r.what_if.probability if r.what_if else None,
     } for r in results]
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=["lead_id", "as_of", "probability", "score", "grade", "scorer", "model_version",
-                                "fallback_reason", "reasons"]).to_csv(out_file, index=False)
+    pd.DataFrame(rows, columns=["lead_id", "as_of", "probability", "score", "grade", "fit_grade", "interest_level",
+                                "recommendation", "sales_ready", "scorer", "model_version", "fallback_reason", "reasons",
+                                "what_if", "what_if_probability"]).to_csv(out_file, index=False)
     console.print(f"[green]✓[/] scored {len(rows):,} leads with {scorer.name} {scorer.version} → {out_file}")
 
 

@@ -82,11 +82,38 @@ class GradeParams(_Strict):
     a: float = Field(0.30, gt=0, lt=1)
     b: float = Field(0.15, gt=0, lt=1)
     c: float = Field(0.05, gt=0, lt=1)
+    sales_ready: float = Field(0.15, gt=0, lt=1)  # the SQL threshold: hand to sales at or above
 
     @model_validator(mode="after")
     def _ordered(self) -> "GradeParams":
         if not self.a > self.b > self.c:
             raise ValueError(f"grade cut-offs must satisfy a > b > c, found {self.a}, {self.b}, {self.c}")
+        return self
+
+
+class ExplainParams(_Strict):
+    """How contributions become a fit grade, an interest level and a recommendation (models/explain.py)."""
+
+    # Shares of training snapshots at or above grade A / B / C (fit) and level 1 / 2 / 3 (interest).
+    fit_shares: list[float] = Field(default_factory=lambda: [0.15, 0.35, 0.65], min_length=3, max_length=3)
+    interest_shares: list[float] = Field(default_factory=lambda: [0.15, 0.35, 0.65], min_length=3, max_length=3)
+    # The negative persona (DOMAIN.md): any of these values caps the fit grade at D.
+    negative_persona: dict[str, list[str | float]] = Field(
+        default_factory=lambda: {"seniority": ["student", "intern"], "is_competitor": [1.0]}
+    )
+    # What marketing or the lead can do: the "what would change it" search adds only these.
+    actionable_types: list[str] = Field(default_factory=lambda: [
+        "demo_request", "contact_form", "trial_signup", "pricing_page_view", "webinar_attendance",
+        "whitepaper_download", "email_click", "page_view",
+    ])
+    max_actions: int = Field(3, ge=1, le=6)  # the most actions a suggestion may ask for
+
+    @model_validator(mode="after")
+    def _shares(self) -> "ExplainParams":
+        for name in ("fit_shares", "interest_shares"):
+            v = getattr(self, name)
+            if not all(0 < a < b < 1 for a, b in zip(v, v[1:])) or not 0 < v[0]:
+                raise ValueError(f"{name} must rise strictly inside (0, 1), found {v}")
         return self
 
 
@@ -102,6 +129,7 @@ class Params(_Strict):
     train: TrainParams = Field(default_factory=TrainParams)
     audit: AuditParams = Field(default_factory=AuditParams)
     grades: GradeParams = Field(default_factory=GradeParams)
+    explain: ExplainParams = Field(default_factory=ExplainParams)
     registry: RegisterParams = Field(default_factory=RegisterParams)
 
 

@@ -7,6 +7,7 @@ holds the feature spec, grade cut-offs, the calibrator (plain numbers) and the t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ import pandas as pd
 import yaml
 
 from features.build import FeatureSpec, encode_matrix
-from features.catalog import describe
+from features.online import OnlineFeatures
 from models import calibration
-from models.base import Lang, LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
+from models.base import Lang, LeadScore, grade_from_cutoffs, score_from_probability
+from models.explain import ExplainSettings, Signals, explain, row_sums
 
 MODEL_FILE = "model.lgb"
 
@@ -36,10 +38,45 @@ class LeadModel:
     info: dict[str, Any]
     version: str = "local"
     calibrator: dict[str, Any] | None = None
+    explain: ExplainSettings | None = None
     name = "model"
 
+    def __post_init__(self) -> None:
+        self.signals = Signals.of(self.spec)
+        self.online = OnlineFeatures(self.spec)
+
     def metadata(self) -> dict[str, Any]:
-        return {"spec": self.spec.to_dict(), "grades": self.grades, "info": self.info, "calibrator": self.calibrator}
+        return {"spec": self.spec.to_dict(), "grades": self.grades, "info": self.info, "calibrator": self.calibrator,
+                "explain": self.explain.to_dict() if self.explain else None}
+
+    @property
+    def sales_ready(self) -> float:
+        """The probability at or above which a lead is recommended to sales (the SQL threshold)."""
+        if self.explain is not None:
+            return self.explain.sales_ready
+        return float(self.grades.get("sales_ready", self.grades["b"]))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Exact TreeSHAP values on the margin (rows × features), plus the base value as last column.
+        One row runs on one thread: starting threads costs more than the row."""
+        if len(X) == 1:
+            return self.booster.predict(X, pred_contrib=True, num_threads=1)
+        return self.booster.predict(X, pred_contrib=True)
+
+    def score_one(
+        self,
+        profile: Mapping[str, object],
+        activities: Sequence[tuple[int, str, str | None]],
+        as_of_us: int,
+        *,
+        top_k: int = 3,
+        lang: Lang = "en",
+    ) -> LeadScore:
+        """One lead, the live path: features without pandas (``features.online``), NumPy into
+        LightGBM on one thread, reasons and matrix — the same answer ``score_frame`` gives."""
+        raw, x = self.online.features(profile, activities, as_of_us)
+        contrib = self.contributions(x.reshape(1, -1))
+        return self._results(contrib, [raw], [str(profile["lead_id"])], top_k, lang)[0]
 
     def margin(self, X: np.ndarray) -> np.ndarray:
         """Raw log-odds of the booster for an encoded matrix (what SHAP values add up to)."""
@@ -53,36 +90,31 @@ class LeadModel:
         return self.probability(self.margin(encode_matrix(raw, self.spec)))
 
     def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3, lang: Lang = "en") -> list[LeadScore]:
-        """Probabilities with exact TreeSHAP reasons (LightGBM's own ``pred_contrib``)."""
+        """Calibrated probabilities, reasons from exact TreeSHAP, and the fit × interest matrix."""
         if raw.empty:
             return []
         X = encode_matrix(raw, self.spec)
-        proba = self.probability(self.margin(X))
-        contrib = self.booster.predict(X, pred_contrib=True)[:, :-1]  # last column: the base value
+        return self._results(self.contributions(X), raw, lead_ids, top_k, lang)
+
+    def _results(self, contrib: np.ndarray, raw, lead_ids: list[str], top_k: int, lang: Lang) -> list[LeadScore]:
+        proba = self.probability(row_sums(contrib))
         scores = score_from_probability(proba)
         grades = grade_from_cutoffs(proba, self.grades["a"], self.grades["b"], self.grades["c"])
-        names = self.spec.names
-        out = []
-        for i, lead_id in enumerate(lead_ids):
-            order = np.argsort(-np.abs(contrib[i]), kind="stable")[:top_k]
-            reasons = []
-            for j in order:
-                if contrib[i, j] == 0:
-                    continue
-                value = display_value(raw[names[j]].iat[i])
-                reasons.append(Reason(names[j], value, float(contrib[i, j]), describe(names[j], value)))
-            out.append(
-                LeadScore(
-                    lead_id=lead_id,
-                    probability=float(proba[i]),
-                    score=int(scores[i]),
-                    grade=grades[i],
-                    reasons=reasons,
-                    scorer="model",
-                    model_version=self.version,
-                )
+        explained = explain(contrib[:, :-1], raw, self.spec, self.explain, top_k=top_k, lang=lang, signals=self.signals)
+        return [
+            LeadScore(
+                lead_id=lead_id,
+                probability=float(proba[i]),
+                score=int(scores[i]),
+                grade=grades[i],
+                reasons=explained[i][0],
+                scorer="model",
+                model_version=self.version,
+                matrix=explained[i][1],
+                sales_ready=bool(proba[i] >= self.sales_ready),
             )
-        return out
+            for i, lead_id in enumerate(lead_ids)
+        ]
 
     def save(self, folder: Path | str, *, input_example: pd.DataFrame | None = None) -> Path:
         """Write an MLflow model folder (``mlflow.lightgbm`` flavour, text booster)."""
@@ -128,4 +160,4 @@ class LeadModel:
         except lgb.basic.LightGBMError as exc:
             raise ModelLoadError(f"{booster_file}: {exc}") from None
         return cls(booster, FeatureSpec.from_dict(meta["spec"]), meta["grades"], meta.get("info", {}), version,
-                   meta.get("calibrator"))
+                   meta.get("calibrator"), ExplainSettings.from_dict(meta.get("explain")))

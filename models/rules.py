@@ -1,7 +1,9 @@
 """The rule-based points scorer: the marketing–sales SLA written as YAML.
 
 It is the fallback whenever the model cannot answer and the baseline the model must beat.
-It reads the same features as the model and explains itself with the same Reason objects.
+It reads the same features as the model and explains itself with the same Reason objects,
+split into fit and interest like the model, and placed in the same fit × interest matrix.
+The file format is described in ``models/README.md``.
 """
 
 from __future__ import annotations
@@ -14,31 +16,81 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from features.build import FeatureSpec, _layout
+from features.build import FeatureSpec, _layout, decayed_name
+from features.catalog import describe
 from features.contract import KNOWN_LEAD_COLUMNS
 from leadscore.params import FeatureParams
-from models.base import Lang, LeadScore, Reason, display_value, grade_from_cutoffs, score_from_probability
-from features.catalog import describe
+from models.base import (
+    Lang,
+    LeadScore,
+    Reason,
+    display_value,
+    grade_from_cutoffs,
+    level_from_cutoffs,
+    matrix,
+    score_from_probability,
+)
 
 _WINDOW = re.compile(r"^(?P<what>[a-z0-9_]+)_(?P<days>\d+)d$")
-_DERIVED = {"activities", "hand_raisers"}
+# Windowed features that count more than one activity type; not "<type>_<N>d" counts.
+_DERIVED = {"activities", "hand_raisers", "channels"}
+Group = Literal["fit", "interest"]
+
+
+class Label(BaseModel):
+    """What a rule means, for a sales rep: English always, German when given (else English)."""
+
+    model_config = ConfigDict(extra="forbid")
+    en: str = Field(min_length=1)
+    de: str | None = Field(None, min_length=1)
+
+    def text(self, lang: Lang = "en") -> str:
+        return self.de if lang == "de" and self.de else self.en
 
 
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     feature: str
-    label: str
+    label: Label
     points: float | None = None
     per_unit: float | None = None
     cap: float | None = None
+    # Validated after 'feature' and 'per_unit' (field order), which its check reads.
+    half_life_days: float | None = Field(None, gt=0)
     in_: list[str] | None = Field(default=None, alias="in")
     equals: float | str | None = None
     min: float | None = None
     max: float | None = None
     exclude: bool = False
+    group: Group | None = None
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            return {"en": value}
+        if isinstance(value, dict) and "en" not in value:
+            raise ValueError("a label is a text (English) or {en: ..., de: ...}; 'en' is missing")
+        return value
+
+    @field_validator("half_life_days")
+    @classmethod
+    def _decays_a_count(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:
+            return value
+        if info.data.get("per_unit") is None:
+            raise ValueError("'half_life_days' goes with 'per_unit': it decays each counted action")
+        feature = info.data.get("feature")
+        match = _WINDOW.match(feature) if isinstance(feature, str) else None
+        if not match or match["what"] in _DERIVED:
+            raise ValueError(
+                "'half_life_days' needs a count of one activity type in a window, like pricing_page_view_30d; "
+                f"found {feature!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_condition(self) -> "Rule":
@@ -53,33 +105,49 @@ class Rule(BaseModel):
             raise ValueError(f"'min' ({self.min}) must be below 'max' ({self.max})")
         if self.cap is not None and self.per_unit is None:
             raise ValueError("'cap' goes with 'per_unit'")
+        if self.exclude and (self.points is None or self.points > 0):
+            raise ValueError("'exclude' marks a negative-persona condition: it needs 'points' of 0 or less and a condition")
         return self
 
     @property
     def kind(self) -> Literal["numeric", "category"]:
         return "category" if self.in_ is not None or isinstance(self.equals, str) else "numeric"
 
-    def points_for(self, values: pd.Series) -> np.ndarray:
-        """Points this rule gives each row (0 where it does not fire)."""
+    @property
+    def counted(self) -> str:
+        """The feature the points are read from: the decayed count when the rule has a half-life."""
+        if self.half_life_days is None:
+            return self.feature
+        match = _WINDOW.match(self.feature)
+        return decayed_name(match["what"], int(match["days"]), self.half_life_days)
+
+    def fires(self, values: pd.Series) -> np.ndarray:
+        """Whether the rule applies to each row: its condition holds, or its count is not zero."""
         if self.per_unit is not None:
+            return pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype="float64") != 0
+        if self.in_ is not None:
+            return values.astype("object").isin([str(v) for v in self.in_]).to_numpy()
+        if self.equals is not None:
+            if isinstance(self.equals, str):
+                return (values.astype("object") == self.equals).to_numpy()
+            return (pd.to_numeric(values, errors="coerce") == self.equals).to_numpy()
+        num = pd.to_numeric(values, errors="coerce")
+        fired = num.notna().to_numpy().copy()
+        if self.min is not None:
+            fired &= (num >= self.min).to_numpy()
+        if self.max is not None:
+            fired &= (num < self.max).to_numpy()
+        return fired
+
+    def points_for(self, values: pd.Series) -> np.ndarray:
+        """Points this rule gives each row (0 where it does not fire); ``values`` are the ``counted`` feature's."""
+        if self.per_unit is not None:
+            # The cap applies after the decay: it bounds the points, whatever their age.
             pts = pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype="float64") * self.per_unit
             if self.cap is not None:
                 pts = np.clip(pts, -abs(self.cap), abs(self.cap))
             return pts
-        if self.in_ is not None:
-            fired = values.astype("object").isin([str(v) for v in self.in_]).to_numpy()
-        elif self.equals is not None:
-            fired = (values.astype("object") == self.equals).to_numpy() if isinstance(self.equals, str) else (
-                pd.to_numeric(values, errors="coerce") == self.equals
-            ).to_numpy()
-        else:
-            num = pd.to_numeric(values, errors="coerce")
-            fired = num.notna().to_numpy().copy()
-            if self.min is not None:
-                fired &= (num >= self.min).to_numpy()
-            if self.max is not None:
-                fired &= (num < self.max).to_numpy()
-        return np.where(fired, float(self.points), 0.0)
+        return np.where(self.fires(values), float(self.points), 0.0)
 
 
 class Probability(BaseModel):
@@ -101,10 +169,32 @@ class Grades(BaseModel):
         return self
 
 
+class MatrixCutoffs(BaseModel):
+    """Where a lead sits in the fit × interest grid: fit grade from the fit points, interest level
+    from the interest points."""
+
+    model_config = ConfigDict(extra="forbid")
+    fit: Grades
+    interest: list[float] = Field(min_length=3, max_length=3)
+
+    @field_validator("interest")
+    @classmethod
+    def _falling(cls, value: list[float]) -> list[float]:
+        if not value[0] > value[1] > value[2]:
+            raise ValueError(f"interest cut-offs are levels 1, 2, 3 and must fall (l1 > l2 > l3), found {value}")
+        return value
+
+
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mql: float
     sql: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Thresholds":
+        if self.mql > self.sql:
+            raise ValueError(f"'mql' ({self.mql}) must not be above 'sql' ({self.sql}): sales-ready comes after MQL")
+        return self
 
 
 class RulesConfig(BaseModel):
@@ -114,6 +204,7 @@ class RulesConfig(BaseModel):
     probability: Probability = Field(default_factory=Probability)
     grades: Grades
     thresholds: Thresholds
+    matrix: MatrixCutoffs
     rules: list[Rule] = Field(min_length=1)
 
 
@@ -166,7 +257,8 @@ def load_rules(path: Path | str | None = None) -> RulesConfig:
 
 
 def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
-    """The features the rules read: the standard fit features plus what the rules name."""
+    """The features the rules read: the standard fit features plus what the rules name, and the
+    decayed counts of the rules with a half-life."""
     activity_types, windows, profile = set(), set(cfg.windows_days), {}
     spec = FeatureSpec(
         activity_types=[],
@@ -181,11 +273,14 @@ def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
     # What every export with the known lead columns computes; anything else a rule names is a
     # windowed activity count or a profile column.
     standard = {f.name for f in _layout(spec)}
+    decayed = set()
     for rule in config.rules:
         match = _WINDOW.match(rule.feature)
         if match and match["what"] not in _DERIVED:
             activity_types.add(match["what"])
             windows.add(int(match["days"]))
+            if rule.half_life_days is not None:
+                decayed.add((match["what"], int(match["days"]), float(rule.half_life_days)))
         elif match:
             windows.add(int(match["days"]))
         elif rule.feature not in standard:
@@ -193,11 +288,34 @@ def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
     # Hand-raisers and unsubscribes feed derived features the rules may name.
     activity_types |= set(spec.hand_raiser_types) | {"unsubscribe"}
     spec.activity_types, spec.windows_days, spec.profile_columns = sorted(activity_types), sorted(windows), profile
+    spec.decayed_counts = [list(d) for d in sorted(decayed)]
     spec.features = _layout(spec)
-    missing = [r.feature for r in config.rules if r.feature not in spec.names]
+    names = set(spec.names)
+    missing = sorted({f for r in config.rules for f in (r.feature, r.counted) if f not in names})
     if missing:
-        raise RulesError(f"rules name features that cannot be computed: {missing}")
+        raise RulesError(f"{config.name}: rules name features that cannot be computed: {missing}")
     return spec
+
+
+def _points_text(points: float, lang: Lang) -> str:
+    """'+30 points', '+2.3 points', '-15 Punkte', '+2,3 Punkte' (decayed points to one decimal)."""
+    rounded = round(points, 1)
+    if rounded == 0 and points != 0:
+        number = f"{points:+.2g}"
+    elif rounded == round(rounded):
+        number = f"{int(round(rounded)):+d}"
+    else:
+        number = f"{rounded:+.1f}"
+    if lang == "de":
+        return f"{number.replace('.', ',')} Punkte"
+    return f"{number} points"
+
+
+def _decay_text(half_life_days: float, lang: Lang) -> str:
+    days = f"{half_life_days:g}"
+    if lang == "de":
+        return f"jede zählt alle {days.replace('.', ',')} Tage nur noch halb so viel"
+    return f"each counts half as much every {days} days"
 
 
 class RuleScorer:
@@ -209,38 +327,70 @@ class RuleScorer:
         self.config = config
         self.version = f"rules:{config.version}"
         self.spec = rules_spec(config, feature_params)
+        by_feature = {f.name: f.group for f in self.spec.features}
+        # Fit or interest: what the feature is, unless the rule says otherwise.
+        self.groups: list[Group] = [r.group or by_feature[r.feature] for r in config.rules]
+
+    def _evaluate(self, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per-rule points (rows × rules) and which exclusion rules fired (rows × rules)."""
+        rules = self.config.rules
+        per_rule = np.column_stack([r.points_for(raw[r.counted]) for r in rules])
+        exclusions = np.zeros(per_rule.shape, dtype=bool)
+        for j, rule in enumerate(rules):
+            if rule.exclude:
+                exclusions[:, j] = rule.fires(raw[rule.feature])
+        return per_rule, exclusions
 
     def points(self, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Total points, per-rule points (rows × rules) and whether a hard exclusion fired."""
-        per_rule = np.column_stack([r.points_for(raw[r.feature]) for r in self.config.rules])
-        excluded = np.zeros(len(raw), dtype=bool)
-        for j, rule in enumerate(self.config.rules):
-            if rule.exclude:
-                excluded |= per_rule[:, j] != 0
-        return per_rule.sum(axis=1), per_rule, excluded
+        per_rule, exclusions = self._evaluate(raw)
+        return per_rule.sum(axis=1), per_rule, exclusions.any(axis=1)
+
+    def fit_interest(self, per_rule: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The fit points and the interest points of each row."""
+        is_fit = np.array([g == "fit" for g in self.groups])
+        return per_rule[:, is_fit].sum(axis=1), per_rule[:, ~is_fit].sum(axis=1)
 
     def probability(self, points: np.ndarray) -> np.ndarray:
         p = self.config.probability
         return 1.0 / (1.0 + np.exp(-(np.asarray(points, dtype="float64") - p.midpoint) / p.scale))
 
+    def _reason_order(self, row: np.ndarray, fired: np.ndarray, top_k: int) -> list[int]:
+        """Exclusions that fired, then up to ``top_k`` positive rules (strongest first), then the
+        other negatives (most negative first); exclusions count towards the ``top_k`` negatives."""
+        falling, rising = np.argsort(-row, kind="stable"), np.argsort(row, kind="stable")
+        positives = [int(j) for j in falling if row[j] > 0][:top_k]
+        excluded = [int(j) for j in rising if fired[j]]
+        negatives = (excluded + [int(j) for j in rising if row[j] < 0 and not fired[j]])[:top_k]
+        return [j for j in negatives if fired[j]] + positives + [j for j in negatives if not fired[j]]
+
     def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3, lang: Lang = "en") -> list[LeadScore]:
         if raw.empty:
             return []
-        total, per_rule, excluded = self.points(raw)
+        per_rule, exclusions = self._evaluate(raw)
+        total, excluded = per_rule.sum(axis=1), exclusions.any(axis=1)
+        fit_points, interest_points = self.fit_interest(per_rule)
         proba = self.probability(total)
-        g = self.config.grades
-        grades = grade_from_cutoffs(total, g.A, g.B, g.C)
         scores = score_from_probability(proba)
+        g, cut = self.config.grades, self.config.matrix
+        grades = grade_from_cutoffs(total, g.A, g.B, g.C)
+        fit_grades = grade_from_cutoffs(fit_points, cut.fit.A, cut.fit.B, cut.fit.C)
+        sql = self.config.thresholds.sql
         out = []
         for i, lead_id in enumerate(lead_ids):
-            fired = np.flatnonzero(per_rule[i])
-            order = fired[np.argsort(-np.abs(per_rule[i, fired]), kind="stable")][:top_k]
             reasons = []
-            for j in order:
+            for j in self._reason_order(per_rule[i], exclusions[i], top_k):
                 rule = self.config.rules[j]
-                value = display_value(raw.iloc[i][rule.feature])
-                text = f"{rule.label} ({describe(rule.feature, value)}): {per_rule[i, j]:+g} points"
-                reasons.append(Reason(rule.feature, value, float(per_rule[i, j]), text))
+                value = display_value(raw[rule.feature].iat[i])
+                what = describe(rule.feature, value, lang)
+                if rule.half_life_days is not None:
+                    what = f"{what}, {_decay_text(rule.half_life_days, lang)}"
+                text = f"{rule.label.text(lang)} ({what}): {_points_text(per_rule[i, j], lang)}"
+                reasons.append(Reason(rule.feature, value, float(per_rule[i, j]), text, self.groups[j]))
+            # A negative-persona exclusion puts the lead in fit grade D; the score and the
+            # recommendation still come out, and people decide what to do with it.
+            fit_grade = "D" if excluded[i] else fit_grades[i]
+            level = level_from_cutoffs(float(interest_points[i]), cut.interest)
             out.append(
                 LeadScore(
                     lead_id=lead_id,
@@ -250,6 +400,8 @@ class RuleScorer:
                     reasons=reasons,
                     scorer="rules",
                     model_version=self.version,
+                    matrix=matrix(fit_grade, level, float(fit_points[i]), float(interest_points[i]), lang),
+                    sales_ready=bool(total[i] >= sql and not excluded[i]),
                 )
             )
         return out

@@ -56,10 +56,18 @@ class LeadRequest(BaseModel):
 
 
 class ReasonOut(BaseModel):
-    feature: str = Field(description="The business feature, e.g. pricing_page_view_30d.")
-    value: str | float | None = Field(description="Its value for this lead.")
-    effect: float = Field(description="Push on the score: log-odds for the model, points for the rules.")
-    text: str = Field(description="A sentence a sales rep can read.")
+    feature: str = Field(description="The business signal, e.g. pricing_page_view (all its time windows summed) or seniority.")
+    value: str | float | None = Field(description="The value the sentence describes.")
+    effect: float = Field(description="Push on the score: log-odds for the model, points for the rules; > 0 raises it.")
+    text: str = Field(description="A sentence a sales rep can read, in the requested language.")
+    group: Literal["fit", "interest"] | None = Field(None, description="fit: who the lead is; interest: what it did.")
+
+
+class WhatIfOut(BaseModel):
+    actions: dict[str, int] = Field(description="Activity type → how many more, e.g. {\"demo_request\": 1}.")
+    text: str = Field(description="The actions in the requested language, e.g. '1× demo request + 2× pricing page visit'.")
+    probability: float = Field(ge=0, le=1, description="The model's probability with those actions.")
+    score: int = Field(ge=1, le=99)
 
 
 class ScoreOut(BaseModel):
@@ -71,3 +79,12 @@ class ScoreOut(BaseModel):
     scorer: Literal["model", "rules"] = Field(description="Which scorer answered.")
     model_version: str | None = Field(description="Registry version of the model, or rules:<version>.")
     fallback_reason: str | None = Field(description="Why the rules answered instead of the model; null otherwise.")
+    fit_grade: Literal["A", "B", "C", "D"] | None = Field(None, description="Fit (who the lead is), A best … D.")
+    interest_level: int | None = Field(None, ge=1, le=4, description="Interest (what it did), 1 highest … 4.")
+    matrix_cell: str | None = Field(None, description="The fit × interest grid cell, A1 … D4.")
+    recommendation: Literal["hand_to_sales", "keep_nurturing", "nurture_as_recommender", "no_further_attention"] | None = Field(
+        None, description="What the 4-field matrix suggests. Advice for people: nothing is disqualified automatically.")
+    recommendation_text: str | None = Field(None, description="The recommendation in the requested language.")
+    sales_ready: bool = Field(False, description="At or above the sales (SQL) threshold stored with the scorer.")
+    what_if: WhatIfOut | None = Field(
+        None, description="For a lead below the sales threshold (when what_if was asked): the fewest actions that would lift it over.")

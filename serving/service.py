@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Literal
 
 import bentoml
 from bentoml.exceptions import InvalidArgument
@@ -20,6 +21,7 @@ log = logging.getLogger("leadscore.serving")
 
 
 def _out(result: LeadScore, fallback_reason: str | None) -> ScoreOut:
+    m = result.matrix
     return ScoreOut(
         lead_id=result.lead_id,
         probability=result.probability,
@@ -29,6 +31,13 @@ def _out(result: LeadScore, fallback_reason: str | None) -> ScoreOut:
         scorer=result.scorer,
         model_version=result.model_version,
         fallback_reason=fallback_reason if result.scorer == "rules" else None,
+        fit_grade=m.fit_grade if m else None,
+        interest_level=m.interest_level if m else None,
+        matrix_cell=m.cell if m else None,
+        recommendation=m.recommendation if m else None,
+        recommendation_text=m.recommendation_text if m else None,
+        sales_ready=result.sales_ready,
+        what_if=result.what_if.__dict__ if result.what_if else None,
     )
 
 
@@ -57,9 +66,12 @@ class LeadScoring:
             description="1 to 1,000 leads, each with its activity log.",
         ),
         as_of: datetime | None = Field(None, description="Score as of this moment (ISO 8601); default now."),
-        top_k: int = Field(3, ge=0, le=20, description="How many reasons per lead."),
+        top_k: int = Field(3, ge=0, le=20, description="How many positive and how many negative reasons per lead."),
+        language: Literal["en", "de"] = Field("en", description="Language of reasons and recommendation."),
+        what_if: bool = Field(False, description="For leads below the sales threshold, the fewest actions that would "
+                              "lift them over it (model only; ~20 ms per lead)."),
     ) -> list[ScoreOut]:
-        """Probability, 1–99 score, grade A–D and reasons for each lead, in request order."""
+        """Probability, 1–99 score, grade A–D, reasons, fit × interest and recommendation per lead, in request order."""
         ids = [r.lead.lead_id for r in leads]
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
@@ -71,11 +83,11 @@ class LeadScoring:
             raise InvalidArgument(str(exc)) from None
         why = self.fallback_reason
         try:
-            results = score_leads(self.scorer, *tables, top_k=top_k)
+            results = score_leads(self.scorer, *tables, top_k=top_k, lang=language, what_if=what_if)
         except Exception as exc:  # the model failing on a request must not fail the request
             if self.scorer is self.rules:
                 raise
             why = f"model failed on this request: {type(exc).__name__}"
             log.warning("model failed, rules answer: %s", type(exc).__name__)
-            results = score_leads(self.rules, *tables, top_k=top_k)
+            results = score_leads(self.rules, *tables, top_k=top_k, lang=language)
         return [_out(r, why) for r in results]

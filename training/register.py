@@ -85,6 +85,12 @@ def register_model(
         mlflow.log_metrics({f"{scorer}_{k}": v for scorer in ("model", "rules") for k, v in metrics[scorer].items()})
         mlflow.log_metrics({"test_rows": metrics["test_rows"], "test_positives": metrics["test_positives"]})
         mlflow.log_dict(summary, "dataset_summary.json")
+        tuning = model.info.get("tuning")
+        if tuning:
+            mlflow.log_dict(tuning, "tuning.json")
+            mlflow.log_params({f"tuned.{k}": v for k, v in tuning["best_params"].items()})
+            mlflow.log_metrics({"tuning_trials": tuning["trials_run"], "tuning_best_valid_log_loss": tuning["best_valid_log_loss"]})
+        mlflow.log_dict(model.calibrator or {}, "calibration.json")
         if audit is not None:
             mlflow.log_dict(audit, "leakage_audit.json")
             mlflow.set_tag("leakage_audit", summary.get("leakage_audit", "unknown"))

@@ -59,8 +59,32 @@ def test_score_contract(client, demo_dir, trained):
         assert 0 < r["probability"] < 1 and 1 <= r["score"] <= 99 and r["grade"] in "ABCD"
         assert r["scorer"] == "model" and r["model_version"] == trained["registered"]["version"]
         assert r["fallback_reason"] is None
-        assert 1 <= len(r["reasons"]) <= 3
-        assert all({"feature", "value", "effect", "text"} == set(x) for x in r["reasons"])
+        assert 1 <= len(r["reasons"]) <= 6  # up to 3 raising and 3 lowering the score
+        assert all({"feature", "value", "effect", "text", "group"} == set(x) for x in r["reasons"])
+        effects = [x["effect"] for x in r["reasons"]]
+        ups = [e for e in effects if e > 0]
+        assert effects[:len(ups)] == sorted(ups, reverse=True) and len(ups) <= 3 and len(effects) - len(ups) <= 3
+        assert r["fit_grade"] in "ABCD" and 1 <= r["interest_level"] <= 4
+        assert r["matrix_cell"] == f"{r['fit_grade']}{r['interest_level']}"
+        assert r["recommendation"] in ("hand_to_sales", "keep_nurturing", "nurture_as_recommender", "no_further_attention")
+
+
+def test_language_and_what_if_per_request(client, demo_dir, trained):
+    export = read_export(demo_dir)
+    as_of = export.data_end - pd.Timedelta(days=30)
+    ids = scoring_snapshots(export, as_of)["lead_id"].head(8).tolist()
+    body = request_for(export, ids, as_of)
+    en = client.post("/score", json=body).json()
+    de = client.post("/score", json={**body, "language": "de", "what_if": True}).json()
+    for a, b in zip(en, de):
+        assert a["probability"] == b["probability"] and [x["effect"] for x in a["reasons"]] == [x["effect"] for x in b["reasons"]]
+        assert a["recommendation"] == b["recommendation"] and a["recommendation_text"] != b["recommendation_text"]
+        assert a["what_if"] is None  # only when asked
+        assert (b["what_if"] is None) or (b["what_if"]["probability"] >= trained["model"].sales_ready > b["probability"])
+    german = " ".join(x["text"] for r in de for x in r["reasons"])
+    assert any(word in german for word in ("Tage", "Lead", "Unternehmensgröße", "Hierarchieebene", "Branche"))
+    bad = client.post("/score", json={**body, "language": "fr"})
+    assert bad.status_code == 400 and "language" in bad.text
 
 
 def test_api_equals_batch_scoring(client, demo_dir, tmp_path):

@@ -135,3 +135,23 @@ def test_fast_matrix_encoding_predicts_exactly_like_pandas_categoricals(trained)
         booster.predict(encode(raw.head(2000), spec), pred_contrib=True),
         booster.predict(encode_matrix(raw.head(2000), spec), pred_contrib=True),
     )
+
+
+def test_optuna_search_is_bounded_and_recorded(trained, params, tmp_path):
+    import json
+
+    from training.train import train_model
+
+    tuned = params.model_copy(deep=True)
+    tuned.train.tune_trials = 4
+    tuned.train.num_boost_round, tuned.train.early_stopping_rounds = 60, 10  # bounded: this is about the search
+    seen = []
+    model = train_model(trained["dataset"], tuned, tmp_path / "tuned", progress=lambda done, total: seen.append((done, total)))
+    t = model.info["tuning"]
+    assert t["trials_run"] == 4 and seen[-1] == (4, 4) and len(t["trials"]) == 4
+    assert t["best_valid_log_loss"] == min(x["valid_log_loss"] for x in t["trials"])
+    for key, value in t["best_params"].items():  # the winner's settings are the ones trained with
+        assert model.info["lgbm"][key] == value
+    json.dumps(t)
+    # the search space keeps its bounds
+    assert all(7 <= x["num_leaves"] <= 63 and 0.01 <= x["learning_rate"] <= 0.1 for x in t["trials"])
