@@ -14,6 +14,7 @@ from leadscore.params import Params
 from models.calibration import fit_calibrator
 from models.explain import fit_settings
 from models.lgbm import LeadModel
+from models.treeshap import FastTreeShap
 from training.tune import tune
 from training.dataset import SUMMARY_FILE, load_dataset
 
@@ -115,7 +116,7 @@ def train_model(dataset_dir: Path | str, params: Params, model_dir: Path | str, 
     if tuning is not None:
         info["tuning"] = tuning
     # Where the fit grades and interest levels are cut: shares of the snapshots it learned from.
-    contrib = final.predict(encode_matrix(refit[spec.names], spec), pred_contrib=True)[:, :-1]
+    contrib = FastTreeShap(final).contributions(encode_matrix(refit[spec.names], spec))[:, :-1]
     model = LeadModel(final, spec, params.grades.model_dump(), info, calibrator=calibrator,
                       explain=fit_settings(contrib, spec, params))
     model.save(model_dir)
