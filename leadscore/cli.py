@@ -39,8 +39,10 @@ def _known_errors():
     from models.lgbm import ModelLoadError
     from models.rules import RulesError
     from training.audit import LeakageError
+    from training.register import TooLittleDataError
 
-    return (ContractError, ParamsError, RulesError, ModelLoadError, LeakageError, ValueError, FileNotFoundError)
+    return (ContractError, ParamsError, RulesError, ModelLoadError, LeakageError, TooLittleDataError, ValueError,
+            FileNotFoundError)
 
 
 def _params(path: Path):

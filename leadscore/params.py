@@ -120,6 +120,7 @@ class ExplainParams(_Strict):
 class RegisterParams(_Strict):
     model_name: str = "lead-scoring"
     alias: str = "champion"
+    min_won_deals: int = Field(40, ge=1)  # fewer won deals in training: no model is registered
 
 
 class Params(_Strict):

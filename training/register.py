@@ -39,6 +39,22 @@ def data_fingerprint(dataset_dir: Path | str) -> str:
     return digest.hexdigest()[:16]
 
 
+class TooLittleDataError(ValueError):
+    """Too few won deals to trust a model: the SLA rules stay the scorer."""
+
+
+def check_enough_wins(model: LeadModel, params: Params) -> None:
+    """Refuse a model learned from fewer than ``registry.min_won_deals`` won deals, naming the counts."""
+    won, leads = model.info.get("won_deals"), model.info.get("leads")
+    needed = params.registry.min_won_deals
+    if won is not None and won < needed:
+        raise TooLittleDataError(
+            f"the model learned from {won} won deals ({leads:,} leads, {model.info.get('train_rows', 0):,} snapshots); "
+            f"at least {needed} are needed to register one (registry.min_won_deals). Keep the SLA rules as the scorer "
+            "(they answer whenever no model is registered) and retrain when more deals have closed."
+        )
+
+
 def register_model(
     model_dir: Path | str,
     dataset_dir: Path | str,
@@ -58,8 +74,9 @@ def register_model(
     from training.card import model_card
 
     settings = settings or get_settings()
-    uri = use_tracking(settings)
     model = LeadModel.load(model_dir)
+    check_enough_wins(model, params)
+    uri = use_tracking(settings)
     summary = json.loads((Path(dataset_dir) / "summary.json").read_text())
     table_example = None
     try:

@@ -155,3 +155,33 @@ def test_optuna_search_is_bounded_and_recorded(trained, params, tmp_path):
     json.dumps(t)
     # the search space keeps its bounds
     assert all(7 <= x["num_leaves"] <= 63 and 0.01 <= x["learning_rate"] <= 0.1 for x in t["trials"])
+
+
+def test_too_few_won_deals_refuse_registration_and_name_the_counts(trained, params, tmp_path):
+    from pathlib import Path
+
+    import mlflow
+    import pytest
+
+    from training.register import TooLittleDataError, register_model
+
+    model = trained["model"]
+    won = model.info["won_deals"]
+    assert 40 <= won < model.info["leads"]
+    strict = params.model_copy(deep=True)
+    strict.registry.min_won_deals = won + 1
+    client = mlflow.MlflowClient()
+    versions = len(client.search_model_versions(f"name='{params.registry.model_name}'"))
+    with pytest.raises(TooLittleDataError) as err:
+        register_model(trained["model_dir"], trained["dataset"], trained["metrics"], strict)
+    assert f"learned from {won} won deals" in str(err.value) and f"at least {won + 1}" in str(err.value)
+    assert "SLA rules" in str(err.value)
+    assert len(client.search_model_versions(f"name='{params.registry.model_name}'")) == versions  # nothing registered
+    # the CLI says the same without a traceback
+    (tmp_path / "params.yaml").write_text(
+        (Path(__file__).resolve().parents[2] / "params.yaml").read_text().replace("min_won_deals: 40", f"min_won_deals: {won + 1}"))
+    (tmp_path / "metrics.json").write_text(__import__("json").dumps(trained["metrics"]))
+    result = CliRunner().invoke(app, ["register", "--dataset", str(trained["dataset"]), "--model-dir", str(trained["model_dir"]),
+                                   "--metrics", str(tmp_path / "metrics.json"), "--out", str(tmp_path / "reg.json"),
+                                   "--card", str(tmp_path / "card.md"), "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 1 and "won deals" in result.output and "Traceback" not in result.output
