@@ -145,14 +145,19 @@ def main() -> None:
                 lat.append(time.perf_counter() - t0)
             return lat
 
-        pandas_path = []
-        for lead_id in ids:
-            one = snaps[snaps["lead_id"] == lead_id]
-            lead = leads.loc[[lead_id]].reset_index(drop=True)
-            act = acts.loc[[lead_id]].reset_index(drop=True) if lead_id in acts.index else acts.iloc[:0]
-            t0 = time.perf_counter()
-            score_leads(model, one, lead, act, top_k=3)
-            pandas_path.append(time.perf_counter() - t0)
+        def per_lead(scorer, lead_ids):
+            """The pandas batch code, one lead at a time."""
+            lat = []
+            for lead_id in lead_ids:
+                one = snaps[snaps["lead_id"] == lead_id]
+                lead = leads.loc[[lead_id]].reset_index(drop=True)
+                act = acts.loc[[lead_id]].reset_index(drop=True) if lead_id in acts.index else acts.iloc[:0]
+                t0 = time.perf_counter()
+                score_leads(scorer, one, lead, act, top_k=3)
+                lat.append(time.perf_counter() - t0)
+            return lat
+
+        pandas_path = per_lead(model, ids)
         fast, fast_big = live(model), live(big)
         ms = lambda v: f"median {statistics.median(v) * 1e3:.2f} ms, p99 {_p(v, 0.99) * 1e3:.2f} ms"
         rows.append(("single lead score + reasons + matrix, in process", f"{len(ids)} leads, {model.info['trees']} trees × ≤{params.train.lgbm['num_leaves']} leaves",
@@ -162,14 +167,7 @@ def main() -> None:
                      f"live path {ms(fast_big)}", f"target p99 ≤ 3 ms: {'met' if _p(fast_big, 0.99) <= 0.003 else 'missed'}"))
 
         # rules, one lead, for comparison with the fallback
-        lat = []
-        for lead_id in ids[:200]:
-            one = snaps[snaps["lead_id"] == lead_id]
-            lead = leads.loc[[lead_id]].reset_index(drop=True)
-            act = acts.loc[[lead_id]].reset_index(drop=True) if lead_id in acts.index else acts.iloc[:0]
-            t0 = time.perf_counter()
-            score_leads(rules, one, lead, act, top_k=3)
-            lat.append(time.perf_counter() - t0)
+        lat = per_lead(rules, ids[:200])
         rows.append(("single lead, SLA rules (fallback), in process", "200 leads", f"rules {ms(lat)}",
                      "(pandas batch code per lead; the fallback path)"))
 

@@ -132,11 +132,6 @@ def _persona_row(values: Mapping[str, object], persona: dict[str, list]) -> bool
     return False
 
 
-def negative_persona(rows: Sequence[Mapping[str, object]], persona: dict[str, list]) -> np.ndarray:
-    """Rows that match any negative-persona value (text compared as text, numbers as numbers)."""
-    return np.array([_persona_row(r, persona) for r in rows], dtype=bool)
-
-
 def as_rows(raw: pd.DataFrame | Sequence[Mapping[str, object]]) -> Sequence[Mapping[str, object]]:
     """Raw feature values as one mapping per row (a DataFrame's rows, or the online path's dicts)."""
     if isinstance(raw, pd.DataFrame):

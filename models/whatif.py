@@ -69,6 +69,5 @@ def what_would_change(
     fewest = sizes[crossing].min()
     best = max((k for k in crossing if sizes[k] == fewest), key=lambda k: proba[k])
     counts = candidates[best]
-    joiner = " + "
-    text = joiner.join(action(t, n, lang) for t, n in counts.items())
+    text = " + ".join(action(t, n, lang) for t, n in counts.items())
     return WhatIf(dict(counts), text, float(proba[best]), int(score_from_probability(proba[best:best + 1])[0]))
