@@ -138,6 +138,7 @@ def main() -> None:
         leaves = max(t["num_leaves"] for t in big_booster.dump_model()["tree_info"])
 
         def live(m):
+            m.score_one(profiles[ids[0]], histories.get(ids[0], []), t_us)  # warm-up: builds the TreeSHAP tables
             lat = []
             for lead_id in ids:
                 t0 = time.perf_counter()
