@@ -26,6 +26,7 @@ out = Console()
 DEFAULT_DATASET = Path("artifacts/dataset")
 DEFAULT_MODEL = Path("artifacts/model")
 DEFAULT_CARD = Path("artifacts/model_card.md")
+DEFAULT_PLOTS = Path("plots")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -39,10 +40,11 @@ def _known_errors():
     from models.lgbm import ModelLoadError
     from models.rules import RulesError
     from training.audit import LeakageError
+    from training.promote import PromotionError
     from training.register import TooLittleDataError
 
-    return (ContractError, ParamsError, RulesError, ModelLoadError, LeakageError, TooLittleDataError, ValueError,
-            FileNotFoundError)
+    return (ContractError, ParamsError, RulesError, ModelLoadError, LeakageError, TooLittleDataError, PromotionError,
+            ValueError, FileNotFoundError)
 
 
 def _params(path: Path):
@@ -69,6 +71,7 @@ DatasetOpt = typer.Option(DEFAULT_DATASET, "--dataset", help="Training set from 
 ModelDirOpt = typer.Option(DEFAULT_MODEL, "--model-dir", help="Model folder from `leadscore train`.")
 AllowLeakyOpt = typer.Option(False, "--allow-leaky", help="Train even if the leakage audit finds suspicious features.")
 MetricsOpt = typer.Option(Path("metrics/evaluate.json"), "--metrics", help="Evaluation metrics (JSON).")
+PlotsOpt = typer.Option(DEFAULT_PLOTS, "--plots", help="Folder for the evaluation plots (CSV for DVC + PNG).")
 
 
 def _read(data: str):
@@ -127,6 +130,19 @@ def _print_registered(reg: dict) -> None:
     )
     if reg.get("card"):
         console.print(f"  model card: {reg['card']}", highlight=False, soft_wrap=True)
+
+
+def _print_promotion(result: dict) -> None:
+    head = (f"[green]✓ promoted[/] version {result['challenger']} to @champion"
+            if result["promoted"] else
+            f"[yellow]kept[/] version {result['champion_before']} as @champion" if result["champion_before"] else
+            "[yellow]no champion[/]")
+    if result.get("dry_run") and result.get("passed_gate"):
+        head = f"[green]would promote[/] version {result['challenger']} (dry run)"
+    console.print(f"{head} — challenger {result['challenger']}, champion before: {result['champion_before'] or 'none'}",
+                  highlight=False)
+    for reason in result["reasons"]:
+        console.print(f"  • {escape(reason)}", highlight=False, soft_wrap=True)
 
 
 @app.command("demo-data")
@@ -246,53 +262,101 @@ def audit(
     console.print("[green]✓ no feature looks leaky[/]")
 
 
+def _stepper(bar: "_Steps"):
+    """A progress callback: each message starts the next step of the bar."""
+    started = [False]
+
+    def hear(message: str) -> None:
+        if started[0]:
+            bar.progress.advance(bar.task)
+        started[0] = True
+        bar.note(message)
+
+    return hear
+
+
+TuneOpt = typer.Option(None, "--tune", min=0, help="Optuna trials before training (default: train.tune_trials in params.yaml).")
+
+
 @app.command()
 def train(
-    data: Optional[str] = typer.Option(None, "--data", help=EXPORT_HELP + " Builds features, trains, evaluates, registers."),
+    data: Optional[str] = typer.Option(None, "--data", help=EXPORT_HELP + " The whole chain, as `leadscore retrain`."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="A training set from `leadscore features` instead."),
     model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir", help="Where the model folder goes."),
-    do_evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate against the rules."),
-    do_register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow, register, set alias."),
+    do_evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Backtest against the baselines."),
+    do_register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow, register as @challenger."),
+    do_promote: bool = typer.Option(True, "--promote/--no-promote", help="Run the promotion gate after registering."),
     allow_leaky: bool = AllowLeakyOpt,
-    tune_trials: Optional[int] = typer.Option(
-        None, "--tune", min=0, help="Optuna trials before training (default: train.tune_trials in params.yaml)."),
+    tune_trials: Optional[int] = TuneOpt,
     params_path: Path = ParamsOpt,
 ) -> None:
-    """Train LightGBM; with --data the whole chain: features → train → evaluate → register."""
-    from training.dataset import build_dataset
-    from training.evaluate import evaluate as run_evaluate
-    from training.register import register_model
-    from training.train import train_model
-
+    """Train LightGBM; with --data the whole chain: features → train → evaluate → register → promote."""
     if (data is None) == (dataset is None):
         _fail("give exactly one of --data (an export) or --dataset (a built training set)", 2)
     if data is None and (do_evaluate or do_register):
         _fail("--evaluate and --register need the export: use --data, or add --no-evaluate --no-register", 2)
+    _chain(data, dataset or DEFAULT_DATASET, model_dir, do_evaluate, do_evaluate and do_register,
+           do_evaluate and do_register and do_promote, allow_leaky, tune_trials, params_path, build=data is not None)
+
+
+@app.command()
+def retrain(
+    data: Optional[str] = typer.Option(None, "--data", help=EXPORT_HELP),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="A flat one-row-per-lead export's spec (YAML) instead."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where a --spec's files live (default ../shared/data)."),
+    dataset: Path = DatasetOpt,
+    model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir", help="Where the model folder goes."),
+    do_promote: bool = typer.Option(True, "--promote/--no-promote", help="Run the promotion gate after registering."),
+    allow_leaky: bool = AllowLeakyOpt,
+    tune_trials: Optional[int] = TuneOpt,
+    params_path: Path = ParamsOpt,
+) -> None:
+    """The quarterly retrain in one command: validate → features → train → backtest → register → promote."""
+    if (data is None) == (spec is None):
+        _fail("give exactly one of --data (a CRM export) or --spec (a flat export's spec)", 2)
+    if spec is not None:
+        _retrain_flat(spec, data_root, params_path)
+        return
+    _chain(data, dataset, model_dir, True, True, do_promote, allow_leaky, tune_trials, params_path, build=True)
+
+
+def _chain(data, dataset: Path, model_dir: Path, do_evaluate: bool, do_register: bool, do_promote: bool,
+           allow_leaky: bool, tune_trials, params_path: Path, *, build: bool) -> None:
+    from training.dataset import build_dataset
+    from training.evaluate import evaluate as run_evaluate
+    from training.promote import promote
+    from training.register import register_model
+    from training.train import train_model
+
     with _Guard():
         params = _params(params_path)
-        export = None
-        if data is not None:
-            export = _read(data)
-            dataset = DEFAULT_DATASET if dataset is None else dataset
-        steps = [data is not None, True, do_evaluate, do_evaluate and do_register]
+        export = _read(data) if data is not None else None
+        if tune_trials is not None:
+            params.train.tune_trials = tune_trials
+        steps = [build, True] + [do_evaluate] * (2 * params.backtest.folds + 3) + [do_register, do_promote]
+        metrics = reg = decision = None
         with _Steps(sum(steps)) as bar:
-            if data is not None:
+            if build:
                 with bar.step("building point-in-time features (leakage audit included)"):
                     build_dataset(export, params, dataset, allow_leaky=allow_leaky)
-            if tune_trials is not None:
-                params.train.tune_trials = tune_trials
-            label = "training LightGBM (early stopping, calibration, refit)"
+            label = "training LightGBM (early stopping, calibration, thresholds, refit)"
             with bar.step(label):
                 model = train_model(dataset, params, model_dir,
                                     progress=lambda done, total: bar.note(f"{label}: Optuna trial {done} of {total}"))
-            metrics = reg = None
             if do_evaluate:
-                with bar.step("evaluating model and SLA rules on the test period"):
-                    metrics = run_evaluate(dataset, model_dir, export, params)
-                if do_register:
-                    with bar.step("registering in MLflow"):
-                        reg = register_model(model_dir, dataset, metrics, params, card_file=DEFAULT_CARD)
-        console.print(f"[green]✓[/] trained {model.info['trees']} trees on {model.info['train_rows']:,} snapshots → {model_dir}")
+                hear = _stepper(bar)
+                metrics = run_evaluate(dataset, model_dir, export, params, metrics_file=Path("metrics/evaluate.json"),
+                                       plots_dir=DEFAULT_PLOTS, progress=hear)
+                bar.progress.advance(bar.task)
+            if do_register:
+                with bar.step("registering in MLflow as @challenger"):
+                    reg = register_model(model_dir, dataset, metrics, params, card_file=DEFAULT_CARD, plots_dir=DEFAULT_PLOTS)
+            if do_promote:
+                with bar.step("promotion gate: challenger against champion on the test period"):
+                    decision = promote(dataset, params, export)
+        console.print(f"[green]✓[/] trained {model.info['trees']} trees on {model.info['train_rows']:,} snapshots → {model_dir}; "
+                      f"sales-ready from p ≥ {model.sales_ready:.3f} ({model.info['thresholds']['chosen_by']})",
+                      highlight=False)
         if "tuning" in model.info:
             t = model.info["tuning"]
             console.print(f"  Optuna: {t['trials_run']} trials, best validation log loss {t['best_valid_log_loss']:.4f} "
@@ -301,16 +365,43 @@ def train(
             _print_metrics(metrics)
         if reg:
             _print_registered(reg)
+        if decision:
+            _print_promotion(decision)
+
+
+def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path) -> None:
+    _fail("flat exports: not wired yet", 2)
 
 
 def _print_metrics(metrics: dict) -> None:
-    table = Table(title=f"test period: {metrics['test_rows']:,} snapshots, {metrics['test_positives']:,} won", show_edge=False)
+    from training.evaluate import metric_rows
+
+    table = Table(title=f"test period: {metrics['test_rows']:,} snapshots, {metrics['test_positives']:,} won "
+                        "(95 % interval over leads)", show_edge=False)
     table.add_column("metric")
-    table.add_column("model", justify="right")
-    table.add_column("rules (SLA)", justify="right")
-    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"):
-        table.add_row(key, f"{metrics['model'][key]:.4f}", f"{metrics['rules'][key]:.4f}")
+    names = [n for n in ("model", "rules", "logistic") if n in metrics]
+    labels = {"model": "model", "rules": "rules (SLA)", "logistic": "logistic regression"}
+    for name in names:
+        table.add_column(labels[name], justify="right")
+    for key, cells in metric_rows(metrics):
+        table.add_row(key.replace("top_k", "top-k"), *[cells.get(n, "") for n in names])
     out.print(table)
+    bt = metrics.get("backtest")
+    if bt:
+        folds = Table(title=f"rolling-origin backtest (top-k = {bt['capacity_per_week']} leads a week)", show_edge=False)
+        for col in ("window from", "snapshots", "won", "model AUC", "rules AUC", "logistic AUC", "model top-k win rate"):
+            folds.add_column(col, justify="right")
+        for f in bt["folds"]:
+            if "skipped" in f:
+                folds.add_row(f["start"][:10], f"skipped: {f['skipped']}", "", "", "", "", "")
+                continue
+            sc = f["scorers"]
+            folds.add_row(f["start"][:10], f"{f['rows']:,}", f"{f['positives']:,}", f"{sc['model']['roc_auc']:.3f}",
+                          f"{sc['rules']['roc_auc']:.3f}", f"{sc['logistic']['roc_auc']:.3f}",
+                          f"{sc['model']['top_k_win_rate']:.3f}")
+        out.print(folds)
+    for sentence in (metrics.get("verdicts") or {}).get("backtest", []):
+        out.print(f"all windows: {sentence}", highlight=False)
 
 
 @app.command("evaluate")
@@ -319,19 +410,20 @@ def evaluate_cmd(
     dataset: Path = DatasetOpt,
     model_dir: Path = ModelDirOpt,
     metrics_file: Path = MetricsOpt,
-    roc_file: Optional[Path] = typer.Option(Path("plots/roc.csv"), "--roc"),
-    reliability_file: Optional[Path] = typer.Option(
-        Path("plots/reliability.csv"), "--reliability", help="Reliability table (CSV); the plot goes beside it (PNG)."
-    ),
+    plots_dir: Path = PlotsOpt,
     params_path: Path = ParamsOpt,
 ) -> None:
-    """Model and SLA rules on the same test-period snapshots: ROC AUC, PR AUC, log loss, Brier."""
+    """Model, SLA rules and logistic regression on the same later rows: test period and rolling backtest."""
     from training.evaluate import evaluate as run_evaluate
 
     with _Guard():
-        metrics = run_evaluate(dataset, model_dir, _read(data), _params(params_path), metrics_file=metrics_file, roc_file=roc_file,
-                               reliability_file=reliability_file)
+        params = _params(params_path)
+        export = _read(data)
+        with _Steps(params.backtest.folds + 3) as bar:
+            metrics = run_evaluate(dataset, model_dir, export, params, metrics_file=metrics_file, plots_dir=plots_dir,
+                                   progress=_stepper(bar))
     _print_metrics(metrics)
+    console.print(f"  metrics: {metrics_file}; plots: {plots_dir}/", highlight=False)
 
 
 @app.command()
@@ -341,18 +433,96 @@ def register(
     metrics_file: Path = MetricsOpt,
     out_file: Optional[Path] = typer.Option(Path("artifacts/registered.json"), "--out"),
     card_file: Path = typer.Option(DEFAULT_CARD, "--card", help="Where to write the model card (Markdown)."),
+    plots_dir: Path = PlotsOpt,
     params_path: Path = ParamsOpt,
 ) -> None:
-    """Log the run to MLflow, register a new version of `lead-scoring` and point `champion` at it."""
+    """Log the run to MLflow and register a new version of `lead-scoring` as @challenger."""
     from training.register import register_model
 
     with _Guard():
         metrics = json.loads(metrics_file.read_text())
-        reg = register_model(model_dir, dataset, metrics, _params(params_path), card_file=card_file)
+        reg = register_model(model_dir, dataset, metrics, _params(params_path), card_file=card_file, plots_dir=plots_dir)
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         out_file.write_text(json.dumps(reg, indent=1))
     _print_registered(reg)
+
+
+@app.command("promote")
+def promote_cmd(
+    dataset: Path = DatasetOpt,
+    data: Optional[str] = typer.Option(None, "--data", help="The export, if the champion needs features the training set lacks."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what the gate decides without moving the alias."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the decision as JSON."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Move @champion to @challenger if it is not worse on the same test rows (margins in params.yaml)."""
+    from training.promote import promote
+
+    with _Guard():
+        decision = promote(dataset, _params(params_path), _read(data) if data else None, dry_run=dry_run)
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(decision, indent=1))
+    _print_promotion(decision)
+
+
+@app.command()
+def rollback(params_path: Path = ParamsOpt) -> None:
+    """Point @champion back at the version that held it before; serving picks it up on /reload or restart."""
+    from training.promote import rollback as run_rollback
+
+    with _Guard():
+        result = run_rollback(_params(params_path))
+    console.print(f"[green]✓[/] @champion: version {result['champion_before']} → {result['champion_after']}", highlight=False)
+
+
+@app.command()
+def thresholds(
+    data: str = typer.Option(..., "--data", help=EXPORT_HELP),
+    weeks: int = typer.Option(8, "--weeks", min=1, max=104, help="Recent weeks to score (one snapshot of every open lead a week)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A model folder instead of the registry champion."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the table as CSV."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """For each probability cut-off: leads a week above it, expected win rate, expected wins, share of wins."""
+    import pandas as pd
+
+    from features.build import compute_features
+    from features.snapshots import scoring_snapshots
+    from models.lgbm import LeadModel
+    from models.registry import load_champion
+    from training.metrics import week_codes
+    from training.thresholds import threshold_table
+
+    with _Guard():
+        params = _params(params_path)
+        export = _read(data)
+        model = LeadModel.load(model_dir) if model_dir else load_champion()
+        ends = [export.data_end - pd.Timedelta(days=7 * k) for k in range(weeks)][::-1]
+        snaps = pd.concat([scoring_snapshots(export, t) for t in ends], ignore_index=True)
+        with _Steps(1) as bar, bar.step(f"scoring {len(snaps):,} weekly snapshots of open leads"):
+            raw = compute_features(snaps, export.leads, export.activities, model.spec, engine=params.features.engine)
+            p = model.predict_proba(raw)
+        table = threshold_table(p, week_codes(snaps["as_of"]), capacity=params.thresholds.capacity_per_week,
+                                extra=(model.sales_ready,))
+    capacity = params.thresholds.capacity_per_week
+    view = Table(title=f"model {model.version}, {weeks} weeks to {export.data_end.date()}: {len(snaps) / weeks:,.0f} open leads "
+                       f"a week; capacity {capacity} a week", show_edge=False)
+    for col in ("threshold", "leads / week", "expected win rate", "expected wins / week", "share of expected wins", ""):
+        view.add_column(col, justify="right")
+    for row in table.itertuples():
+        mark = "◀ SQL threshold of the model" if abs(row.threshold - model.sales_ready) < 5e-5 else (
+            "◀ fills the capacity" if abs(row.leads_per_week - capacity) < 0.5 else "")
+        view.add_row(f"{row.threshold:.4f}", f"{row.leads_per_week:,.1f}", f"{row.expected_win_rate:.1%}",
+                     f"{row.expected_wins_per_week:.1f}", f"{row.expected_share_of_wins:.1%}", mark)
+    out.print(view)
+    at = float((p >= model.sales_ready).sum()) / weeks
+    console.print(f"The model's SQL threshold {model.sales_ready:.4f} ({model.info.get('thresholds', {}).get('chosen_by', 'stored')}) "
+                  f"puts {at:.1f} leads a week over to sales on this data.", highlight=False)
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out_file, index=False)
 
 
 @app.command()

@@ -78,17 +78,21 @@ class AuditParams(_Strict):
     name_auc_threshold: float = Field(0.70, gt=0.5, le=1)
 
 
-class GradeParams(_Strict):
-    a: float = Field(0.30, gt=0, lt=1)
-    b: float = Field(0.15, gt=0, lt=1)
-    c: float = Field(0.05, gt=0, lt=1)
-    sales_ready: float = Field(0.15, gt=0, lt=1)  # the SQL threshold: hand to sales at or above
+class ThresholdParams(_Strict):
+    """The SQL threshold and grades A–D, chosen at training from sales capacity (training/thresholds.py)."""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> "GradeParams":
-        if not self.a > self.b > self.c:
-            raise ValueError(f"grade cut-offs must satisfy a > b > c, found {self.a}, {self.b}, {self.c}")
-        return self
+    capacity_per_week: int = Field(50, gt=0)  # leads sales can follow up per week
+    target_precision: float | None = Field(None, gt=0, lt=1)  # instead: the lowest cut-off with this expected win rate
+    grade_a_share: float = Field(0.5, gt=0, lt=1)  # grade A: the best share of the capacity
+    grade_c_multiple: float = Field(3.0, gt=1)  # grade C: down to this multiple of the capacity
+
+
+class BacktestParams(_Strict):
+    """Rolling-origin backtest (training/backtest.py) and the baselines beside the model."""
+
+    folds: int = Field(4, ge=1)  # cut-offs; the last one is the test period's start
+    bootstrap: int = Field(200, ge=0)  # resamples of leads for the intervals (0: none)
+    logistic_c: float = Field(0.1, gt=0)  # inverse L2 strength of the logistic regression baseline
 
 
 class ExplainParams(_Strict):
@@ -119,8 +123,12 @@ class ExplainParams(_Strict):
 
 class RegisterParams(_Strict):
     model_name: str = "lead-scoring"
-    alias: str = "champion"
+    alias: str = "champion"  # what serving loads
+    challenger_alias: str = "challenger"  # every new version; `leadscore promote` moves the champion to it
     min_won_deals: int = Field(40, ge=1)  # fewer won deals in training: no model is registered
+    # The promotion gate: on the same backtest rows the challenger may not be worse than this.
+    max_auc_loss: float = Field(0.005, ge=0)
+    max_ece_gain: float = Field(0.01, ge=0)
 
 
 class Params(_Strict):
@@ -129,7 +137,8 @@ class Params(_Strict):
     split: SplitParams = Field(default_factory=SplitParams)
     train: TrainParams = Field(default_factory=TrainParams)
     audit: AuditParams = Field(default_factory=AuditParams)
-    grades: GradeParams = Field(default_factory=GradeParams)
+    thresholds: ThresholdParams = Field(default_factory=ThresholdParams)
+    backtest: BacktestParams = Field(default_factory=BacktestParams)
     explain: ExplainParams = Field(default_factory=ExplainParams)
     registry: RegisterParams = Field(default_factory=RegisterParams)
 

@@ -104,15 +104,16 @@ def group_effects(contrib: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, n
     return row_sums(contrib, fit), row_sums(contrib, interest)
 
 
-def fit_settings(contrib: np.ndarray, spec: FeatureSpec, params: Params) -> ExplainSettings:
-    """Cut-offs from the training snapshots' contributions: e.g. fit grade A for the best 15 %."""
+def fit_settings(contrib: np.ndarray, spec: FeatureSpec, params: Params, sales_ready: float) -> ExplainSettings:
+    """Cut-offs from the training snapshots' contributions: e.g. fit grade A for the best 15 %.
+    ``sales_ready`` is the SQL threshold (``training.thresholds``)."""
     fit, interest = group_effects(contrib, spec)
     ex = params.explain
     return ExplainSettings(
         fit_cutoffs=[float(np.quantile(fit, 1 - s)) for s in ex.fit_shares],
         interest_cutoffs=[float(np.quantile(interest, 1 - s)) for s in ex.interest_shares],
         negative_persona={k: list(v) for k, v in ex.negative_persona.items()},
-        sales_ready=params.grades.sales_ready,
+        sales_ready=float(sales_ready),
         actionable_types=list(ex.actionable_types),
         max_actions=ex.max_actions,
     )

@@ -137,6 +137,8 @@ class LeadModel:
             str(folder),
             signature=self.signature(),
             metadata={"leadscore": self.metadata()},
+            # Named, not inferred: inference imports the model in a subprocess (~4 s per save).
+            pip_requirements=[f"lightgbm=={lgb.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
         )
         return folder
 

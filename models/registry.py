@@ -27,26 +27,43 @@ def load_champion(settings: Settings | None = None) -> LeadModel:
 
     Raises ModelLoadError with the reason when there is none or it cannot be read.
     """
+    settings = settings or get_settings()
+    return load_alias(settings.model_alias, settings)
+
+
+def load_alias(alias: str, settings: Settings | None = None, model_name: str | None = None) -> LeadModel:
+    """The model behind any alias of the registered model (``champion``, ``challenger``)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     settings = settings or get_settings()
+    name = model_name or settings.model_name
     use_tracking(settings)
     client = mlflow.MlflowClient()
     try:
-        mv = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
+        mv = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         raise ModelLoadError(
-            f"no model '{settings.model_name}@{settings.model_alias}' in the registry at {tracking_uri(settings)}: "
+            f"no model '{name}@{alias}' in the registry at {tracking_uri(settings)}: "
             f"{exc.message.splitlines()[0]}"
         ) from None
-    target = Path(settings.cache_dir) / settings.model_name / str(mv.version)
+    return load_version(name, str(mv.version), settings)
+
+
+def load_version(name: str, version: str, settings: Settings | None = None) -> LeadModel:
+    """One registered version, copied to the local cache first."""
+    import mlflow
+
+    settings = settings or get_settings()
+    use_tracking(settings)
+    mv = mlflow.MlflowClient().get_model_version(name, version)
+    target = Path(settings.cache_dir) / name / str(mv.version)
     if not (target / "MLmodel").exists():
         tmp = target.with_name(target.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{settings.model_name}/{mv.version}", dst_path=str(tmp))
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp))
         except Exception as exc:  # any transport or storage failure means: no model, use the rules
             raise ModelLoadError(f"could not download model version {mv.version}: {exc}") from None
         shutil.rmtree(target, ignore_errors=True)

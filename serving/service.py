@@ -55,6 +55,24 @@ class LeadScoring:
         else:
             log.info("serving model version %s", self.scorer.version)
 
+    @bentoml.api(route="/reload")
+    def reload(self) -> dict:
+        """Load the registry's current champion (after `leadscore promote` or `rollback`) without a restart.
+
+        The new scorer replaces the old one only once it has loaded; if it cannot be loaded, the
+        service keeps answering with what it had and says why."""
+        settings = get_settings()
+        params = load_params(settings.params_path)
+        before = self.scorer.version
+        scorer, why = primary_scorer(params.features, settings)
+        if why and self.scorer is not self.rules:
+            log.warning("reload kept model version %s: %s", before, why)
+            return {"scorer": self.scorer.name, "model_version": before, "changed": False, "reason": why}
+        self.scorer, self.fallback_reason = scorer, why
+        log.info("reload: %s → %s", before, scorer.version)
+        return {"scorer": scorer.name, "model_version": scorer.version, "changed": scorer.version != before,
+                "reason": why}
+
     def __is_ready__(self) -> bool:
         return self.scorer is not None and self.rules is not None
 

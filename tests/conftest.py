@@ -54,16 +54,20 @@ def tracking(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(demo_dir, params, tracking, tmp_path_factory):
-    """features → train → evaluate → register on the demo export, as `leadscore train --data` does."""
+    """features → train → evaluate → register → promote on the demo export, as `leadscore retrain` does."""
     from training.dataset import build_dataset
     from training.evaluate import evaluate
+    from training.promote import promote
     from training.register import register_model
     from training.train import train_model
 
     work = tmp_path_factory.mktemp("run")
     summary = build_dataset(demo_dir, params, work / "dataset")
     model = train_model(work / "dataset", params, work / "model")
-    metrics = evaluate(work / "dataset", work / "model", demo_dir, params)
-    registered = register_model(work / "model", work / "dataset", metrics, params, card_file=work / "model_card.md")
+    metrics = evaluate(work / "dataset", work / "model", demo_dir, params, metrics_file=work / "evaluate.json",
+                       plots_dir=work / "plots")
+    registered = register_model(work / "model", work / "dataset", metrics, params, card_file=work / "model_card.md",
+                                plots_dir=work / "plots")
+    promotion = promote(work / "dataset", params)
     return {"dir": work, "summary": summary, "model": model, "metrics": metrics, "registered": registered,
-            "dataset": work / "dataset", "model_dir": work / "model"}
+            "promotion": promotion, "dataset": work / "dataset", "model_dir": work / "model", "plots": work / "plots"}

@@ -58,13 +58,16 @@ def model_card(
     lines += _audit_lines(audit, summary)
     lines += ["", "## Evaluation on the test period", ""]
     lines += _metric_table(metrics)
+    lines += _backtest_lines(metrics)
+    lines += _threshold_lines(model, metrics)
     lines += [
         "",
         "## Limits",
         "- Profile attributes are the export's current values, taken as known at every moment of scoring.",
         "- The probability is calibrated on a period after the one the booster learned from; calibration drifts "
         "with the market, so check the ECE on recent data every quarter.",
-        "- The test period is one stretch of time; a rolling backtest over several cut-offs is the stronger evidence.",
+        "- Intervals come from resampling whole leads; they measure the noise of these rows, not how the market "
+        "will change next quarter.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -85,12 +88,64 @@ def _audit_lines(audit: dict | None, summary: dict) -> list[str]:
     return lines
 
 
+def _cell(m: dict, key: str) -> str:
+    iv = (m.get("interval") or {}).get(key)
+    return f"{m[key]:.4f}" + (f" ({iv[0]:.3f}–{iv[1]:.3f})" if iv else "")
+
+
 def _metric_table(metrics: dict) -> list[str]:
+    scorers = [s for s in ("model", "rules", "logistic") if s in metrics]
+    names = {"model": "model", "rules": "SLA rules", "logistic": "logistic regression"}
+    cap = (metrics.get("backtest") or {}).get("capacity_per_week")
+    keys = list(METRICS) + ([("top_k_win_rate", f"win rate of the weekly top {cap}"),
+                             ("top_k_share_of_wins", f"share of wins in the weekly top {cap}")] if cap else [])
     rows = [
-        f"{metrics['test_rows']:,} snapshots, {metrics['test_positives']:,} positive; both scorers on exactly these rows.",
+        f"{metrics['test_rows']:,} snapshots, {metrics['test_positives']:,} positive; every scorer on exactly these rows "
+        "(95 % bootstrap intervals over leads in brackets).",
         "",
-        "| metric | model | SLA rules |",
-        "|---|---|---|",
+        "| metric | " + " | ".join(names[s] for s in scorers) + " |",
+        "|---|" + "---|" * len(scorers),
     ]
-    rows += [f"| {label} | {metrics['model'][key]:.4f} | {metrics['rules'][key]:.4f} |" for key, label in METRICS]
+    rows += [f"| {label} | " + " | ".join(_cell(metrics[s], key) for s in scorers) + " |" for key, label in keys
+             if all(key in metrics[s] for s in scorers)]
+    for sentence in (metrics.get("verdicts") or {}).get("test", []):
+        rows += ["", f"- {sentence[0].upper()}{sentence[1:]}."]
     return rows
+
+
+def _backtest_lines(metrics: dict) -> list[str]:
+    bt = metrics.get("backtest")
+    if not bt:
+        return []
+    lines = ["", "## Rolling-origin backtest", "",
+             "Retrained as of each cut-off on what was known then, scored on the following window "
+             f"(capacity {bt['capacity_per_week']} leads a week for the top-k figures).", "",
+             "| window from | snapshots | won | model AUC | SLA rules AUC | logistic AUC | model top-k win rate |",
+             "|---|---|---|---|---|---|---|"]
+    for f in bt["folds"]:
+        if "skipped" in f:
+            lines.append(f"| {f['start'][:10]} | skipped: {f['skipped']} | | | | | |")
+            continue
+        sc = f["scorers"]
+        lines.append(f"| {f['start'][:10]} | {f['rows']:,} | {f['positives']:,} | {sc['model']['roc_auc']:.3f} | "
+                     f"{sc['rules']['roc_auc']:.3f} | {sc['logistic']['roc_auc']:.3f} | {sc['model']['top_k_win_rate']:.3f} |")
+    o = bt["overall"]["scorers"]
+    lines.append(f"| all windows | {bt['overall']['rows']:,} | {bt['overall']['positives']:,} | {_cell(o['model'], 'roc_auc')} | "
+                 f"{_cell(o['rules'], 'roc_auc')} | {_cell(o['logistic'], 'roc_auc')} | {o['model']['top_k_win_rate']:.3f} |")
+    for sentence in (metrics.get("verdicts") or {}).get("backtest", []):
+        lines += ["", f"- Over all windows: {sentence}."]
+    return lines
+
+
+def _threshold_lines(model: LeadModel, metrics: dict) -> list[str]:
+    th = model.info.get("thresholds")
+    if not th:
+        return []
+    return [
+        "", "## Thresholds (from sales capacity)", "",
+        f"Chosen by {th['chosen_by']} on the calibration period ({th['weeks']} weeks, "
+        f"{th['leads_per_week']:.0f} open leads a week): SQL threshold (sales-ready, grade B) "
+        f"{th['sales_ready']:.4f} = {th['sales_ready_leads_per_week']:.1f} leads a week; grade A from {th['a']:.4f}, "
+        f"C from {th['c']:.4f}, D below.",
+        "The threshold table of the test period is `plots/thresholds.csv` (and `leadscore thresholds` on recent data).",
+    ]

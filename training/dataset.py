@@ -19,18 +19,22 @@ SPEC_FILE = "spec.json"
 SUMMARY_FILE = "summary.json"
 
 
-def assign_split(snaps: pd.DataFrame, params: Params) -> tuple[pd.Series, dict[str, str]]:
+def assign_split(
+    snaps: pd.DataFrame, params: Params, test_start: pd.Timestamp | None = None
+) -> tuple[pd.Series, dict[str, str]]:
     """Time-ordered split: train … | gap | valid … | gap | test.
 
     A snapshot's label is only known ``horizon`` days after its as_of, so each period ends one
     horizon before the next begins: no training label comes from the validation or test period.
     ``test_share`` and ``validation_share`` are shares of all snapshots; rows in the gaps are
-    ``purged`` (counted, not used).
+    ``purged`` (counted, not used). A given ``test_start`` (a backtest's cut-off) replaces the
+    test share.
     """
     horizon = pd.Timedelta(days=params.features.horizon_days)
     as_of = snaps["as_of"].sort_values(ignore_index=True)
     n = len(as_of)
-    test_start = as_of.iloc[min(n - 1, int(n * (1 - params.split.test_share)))]
+    if test_start is None:
+        test_start = as_of.iloc[min(n - 1, int(n * (1 - params.split.test_share)))]
     valid_end = test_start - horizon
     before = as_of[as_of < valid_end]
     n_valid = int(n * params.split.validation_share)

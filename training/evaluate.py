@@ -1,32 +1,34 @@
-"""Workflow verb ``evaluate``: the model and the SLA rules on the same later-in-time test rows."""
+"""Workflow verb ``evaluate``: the model, the SLA rules and a logistic regression on the same
+later-in-time rows — the test period and a rolling-origin backtest — with plots.
+
+The test period is the backtest's last window, scored by the trained model itself; the earlier
+windows retrain it as of their cut-off (``training.backtest``). ``metrics/evaluate.json`` holds
+the test period at the top level (what the registry and the model card quote), ``backtest`` the
+windows and their pooled numbers, ``verdicts`` one sentence per baseline, ``thresholds`` the
+capacity table of the model on the test period (expected against observed).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score, roc_curve
 
-from features.build import compute_features
+from features.build import encode_matrix
 from features.contract import Export, read_export
 from leadscore.params import Params
-from models.calibration import expected_calibration_error, reliability_table
 from models.lgbm import LeadModel
-from models.rules import RuleScorer, load_rules
-from training.dataset import load_dataset
+from training.backtest import SCORERS, run_backtest
+from training.dataset import SUMMARY_FILE, load_dataset
+from training.metrics import verdict, week_codes
+from training.plots import shap_importance, write_backtest_plot, write_plots
+from training.thresholds import threshold_table
 
-
-def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    return {
-        "roc_auc": float(roc_auc_score(y, p)),
-        "pr_auc": float(average_precision_score(y, p)),
-        "log_loss": float(log_loss(y, np.clip(p, 1e-9, 1 - 1e-9), labels=[0, 1])),
-        "brier": float(brier_score_loss(y, p)),
-        "ece": expected_calibration_error(y, p),
-        "mean_predicted": float(np.mean(p)),
-    }
+BASELINES = ("rules", "logistic")
+LABELS = {"model": "LightGBM", "rules": "SLA rules", "logistic": "logistic regression"}
 
 
 def evaluate(
@@ -36,69 +38,71 @@ def evaluate(
     params: Params,
     rules_path: Path | str | None = None,
     metrics_file: Path | str | None = None,
-    roc_file: Path | str | None = None,
-    reliability_file: Path | str | None = None,
+    plots_dir: Path | str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Metrics of model and rules on the test period; optionally written for DVC (metrics, ROC
-    points, reliability table) with a reliability plot (PNG beside the table)."""
-    table, _ = load_dataset(dataset_dir)
-    test = table[table["split"] == "test"].reset_index(drop=True)
-    y = test["label"].to_numpy()
-    if len(np.unique(y)) < 2:
-        raise ValueError(f"the test period has {int(y.sum())} won of {len(y)} snapshots; cannot measure ranking")
+    """Measure the trained model against both baselines; optionally write metrics and plots."""
+    table, spec = load_dataset(dataset_dir)
+    summary = json.loads((Path(dataset_dir) / SUMMARY_FILE).read_text())
+    test_start = pd.Timestamp(summary["test_start"])
+    test = table[table["split"] == "test"]
+    if test["label"].nunique() < 2:
+        raise ValueError(f"the test period has {int(test['label'].sum())} won of {len(test)} snapshots; cannot measure ranking")
     model = LeadModel.load(model_dir)
-    p_model = model.predict_proba(test[model.spec.names])
     export = export if isinstance(export, Export) else read_export(export)
-    rules = RuleScorer(load_rules(rules_path), params.features)
-    rule_raw = compute_features(test[["lead_id", "as_of"]], export.leads, export.activities, rules.spec)
-    p_rules = rules.probability(rules.points(rule_raw)[0])
+    report, rows = run_backtest(table, spec, export, params, test_start, rules_path=rules_path, final_model=model,
+                                progress=progress)
+    last = report["folds"][-1]
+    if "skipped" in last:
+        raise ValueError(f"the test period could not be scored: {last['skipped']}")
+    scored = rows[rows["fold"] == last["fold"]]
+    y = scored["label"].to_numpy()
     result = {
-        "test_rows": len(test),
-        "test_positives": int(y.sum()),
+        "test_rows": last["rows"],
+        "test_positives": last["positives"],
         "test_base_rate": float(y.mean()),
-        "model": _metrics(y, p_model),
-        "rules": _metrics(y, p_rules),
+        **{name: last["scorers"][name] for name in SCORERS},
+        "difference": last["difference"],
+        "auc_gain_over_rules": last["difference"]["rules"]["roc_auc"]["value"],
+        "auc_gain_over_logistic": last["difference"]["logistic"]["roc_auc"]["value"],
+        "verdicts": {
+            "test": [verdict(last["difference"][b], "the model", LABELS[b]) for b in BASELINES],
+            "backtest": [verdict(report["overall"]["difference"][b], "the model", LABELS[b]) for b in BASELINES],
+        },
+        "thresholds": threshold_table(scored["model"].to_numpy(), week_codes(scored["as_of"]), y,
+                                      capacity=params.thresholds.capacity_per_week).round(6).to_dict(orient="records"),
+        "sales_ready": model.sales_ready,
+        "backtest": report,
     }
-    result["auc_gain_over_rules"] = result["model"]["roc_auc"] - result["rules"]["roc_auc"]
     if metrics_file:
         Path(metrics_file).parent.mkdir(parents=True, exist_ok=True)
         Path(metrics_file).write_text(json.dumps(result, indent=1))
-    if roc_file:
-        rows = []
-        for name, p in (("model", p_model), ("rules", p_rules)):
-            fpr, tpr, _ = roc_curve(y, p)
-            keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))
-            rows += [{"scorer": name, "fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep]
-        Path(roc_file).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(roc_file, index=False)
-    if reliability_file:
-        table = pd.DataFrame([
-            {"scorer": name, **row} for name, p in (("model", p_model), ("rules", p_rules)) for row in reliability_table(y, p)
-        ])
-        Path(reliability_file).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(reliability_file, index=False)
-        reliability_plot(table, result, Path(reliability_file).with_suffix(".png"))
+    if plots_dir:
+        if progress:
+            progress("plots")
+        # The last window is the test period, row for row.
+        assert len(test) == len(scored) and (test["lead_id"].to_numpy() == scored["lead_id"].to_numpy()).all()
+        X = encode_matrix(test[spec.names], spec)
+        importance = shap_importance(model.contributions(X)[:, :-1], spec.names, {f.name: f.group for f in spec.features})
+        title = f"test period from {test_start.date()}: {len(y):,} snapshots, {int(y.sum()):,} won"
+        write_plots(plots_dir, y, {name: scored[name].to_numpy() for name in SCORERS},
+                    grades={"model": scored["model_grade"].to_numpy(), "rules": scored["rules_grade"].to_numpy()},
+                    importance=importance, title=title)
+        write_backtest_plot(plots_dir, report)
+        pd.DataFrame(result["thresholds"]).to_csv(Path(plots_dir) / "thresholds.csv", index=False)
     return result
 
 
-def reliability_plot(table: pd.DataFrame, result: dict, path: Path) -> Path:
-    """Mean predicted probability against the observed win rate per bin, for model and rules."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    top = max(table["mean_predicted"].max(), table["observed_rate"].max()) * 1.05
-    ax.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="perfectly calibrated")
-    for name, style in (("model", "o-"), ("rules", "s-")):
-        part = table[table["scorer"] == name]
-        ax.plot(part["mean_predicted"], part["observed_rate"], style, label=f"{name} (ECE {result[name]['ece']:.4f})")
-    ax.set_xlabel("mean predicted probability (equal-count bins)")
-    ax.set_ylabel("observed win rate")
-    ax.set_title(f"Reliability on the test period ({result['test_rows']:,} snapshots, {result['test_positives']:,} won)")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def metric_rows(metrics: dict, keys=("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_k_win_rate")) -> list[tuple]:
+    """(metric, {scorer: "value [low, high]"}) for printing; scorers missing from old files are skipped."""
+    out = []
+    for key in keys:
+        cells = {}
+        for name in SCORERS:
+            if name not in metrics:
+                continue
+            m = metrics[name]
+            iv = (m.get("interval") or {}).get(key)
+            cells[name] = f"{m[key]:.3f}" + (f" [{iv[0]:.3f}–{iv[1]:.3f}]" if iv and np.all(np.isfinite(iv)) else "")
+        out.append((key, cells))
+    return out

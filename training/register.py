@@ -62,12 +62,13 @@ def register_model(
     params: Params,
     settings: Settings | None = None,
     card_file: Path | str | None = None,
+    plots_dir: Path | str | None = None,
 ) -> dict:
-    """Log params, metrics and the model to MLflow, register a version and point the alias at it.
+    """Log params, metrics, plots and the model to MLflow, register a version as ``challenger``.
 
     The model card (``model_card.md`` in the run, and ``card_file`` if given) states the data,
-    the leakage audit and the test-period metrics. There is no promotion gate yet: the new
-    version becomes ``champion`` (the registry may be empty).
+    the leakage audit, the test-period and backtest metrics beside both baselines, and the
+    thresholds. Serving follows ``champion``, which only ``leadscore promote`` moves.
     """
     import mlflow
 
@@ -99,8 +100,23 @@ def register_model(
         })
         flat = _flatten("", params.model_dump(mode="json"), {})
         mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
-        mlflow.log_metrics({f"{scorer}_{k}": v for scorer in ("model", "rules") for k, v in metrics[scorer].items()})
+        mlflow.log_metrics({
+            f"{scorer}_{k}": float(v) for scorer in ("model", "rules", "logistic") if scorer in metrics
+            for k, v in metrics[scorer].items() if isinstance(v, (int, float))
+        })
         mlflow.log_metrics({"test_rows": metrics["test_rows"], "test_positives": metrics["test_positives"]})
+        backtest = metrics.get("backtest")
+        if backtest:
+            mlflow.log_dict(backtest, "backtest.json")
+            mlflow.log_metrics({
+                f"backtest_{scorer}_{k}": float(v) for scorer, m in backtest["overall"]["scorers"].items()
+                for k, v in m.items() if isinstance(v, (int, float))
+            })
+        if "thresholds" in model.info:
+            mlflow.log_dict(model.info["thresholds"], "thresholds.json")
+            mlflow.log_metrics({"sales_ready": model.sales_ready})
+        if plots_dir is not None and Path(plots_dir).is_dir():
+            mlflow.log_artifacts(str(plots_dir), "plots")
         mlflow.log_dict(summary, "dataset_summary.json")
         tuning = model.info.get("tuning")
         if tuning:
@@ -130,6 +146,7 @@ def register_model(
             Path(card_file).parent.mkdir(parents=True, exist_ok=True)
             Path(card_file).write_text(card)
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias(name, params.registry.alias, version)
-    return {"tracking_uri": uri, "run_id": run_id, "model_name": name, "version": version, "alias": params.registry.alias,
+    client.set_registered_model_alias(name, params.registry.challenger_alias, version)
+    return {"tracking_uri": uri, "run_id": run_id, "model_name": name, "version": version,
+            "alias": params.registry.challenger_alias,
             "card": str(card_file) if card_file is not None else None}

@@ -9,14 +9,17 @@ from pathlib import Path
 import lightgbm as lgb
 import pandas as pd
 
-from features.build import encode, encode_matrix
+from features.build import FeatureSpec, encode, encode_matrix
 from leadscore.params import Params
+from models import calibration
 from models.calibration import fit_calibrator
 from models.explain import fit_settings
 from models.lgbm import LeadModel
 from models.treeshap import FastTreeShap
-from training.tune import tune
 from training.dataset import SUMMARY_FILE, load_dataset
+from training.metrics import week_codes
+from training.thresholds import choose_thresholds, threshold_table
+from training.tune import tune
 
 
 def monotone_constraints(spec_names: list[str], increasing: list[str], decreasing: list[str]) -> list[int]:
@@ -39,25 +42,27 @@ def _need_both_classes(name: str, part: pd.DataFrame) -> None:
         )
 
 
-def train_model(dataset_dir: Path | str, params: Params, model_dir: Path | str, progress=None) -> LeadModel:
-    """Fit the booster, calibrate it on a later period, and write an MLflow model folder.
+def fit_model(table: pd.DataFrame, spec: FeatureSpec, params: Params, test_start: pd.Timestamp, progress=None) -> LeadModel:
+    """Fit the booster, calibrate it on a later period, choose the thresholds; nothing is written.
 
-    Periods (``training.dataset.assign_split``): train | gap | validation | gap | test. A booster
+    ``table`` holds the snapshots with a ``split`` column (``training.dataset.assign_split``):
+    train | gap | validation | gap | test, the test period starting at ``test_start``. A booster
     learns from the training period only; the earlier part of the validation period early-stops
     it, and its out-of-time margins on the later part fit the calibrator (Platt or isotonic, by
-    log loss). The served booster is then refit with the same settings and number of trees on
-    every snapshot whose label is known before the test period starts, and carries that
-    calibrator; the evaluation measures on the untouched test period whether it still holds (ECE).
-    On the demo the refit is worth ~0.025 AUC over serving the training-period booster.
+    log loss) and choose the SQL threshold and grades from sales capacity
+    (``training.thresholds``). The served booster is then refit with the same settings and
+    number of trees on every snapshot whose label is known before ``test_start``, and carries
+    that calibrator and those thresholds. On the demo the refit is worth ~0.025 AUC over serving
+    the training-period booster.
 
     With ``train.tune_trials`` > 0, an Optuna search (``training.tune``) on the same early-stopping
     rows chooses the LightGBM settings first; ``progress(done, total)`` hears about each trial.
     """
-    table, spec = load_dataset(dataset_dir)
-    summary = json.loads((Path(dataset_dir) / SUMMARY_FILE).read_text())
     horizon = pd.Timedelta(days=params.features.horizon_days)
     train = table[table["split"] == "train"]
     valid = table[table["split"] == "valid"].sort_values("as_of", kind="stable")
+    if valid.empty:
+        raise ValueError("the validation period is empty: the export is too short for the split in params.yaml")
     cal_start = valid["as_of"].iloc[min(len(valid) - 1, int(len(valid) * (1 - params.train.calibration_share)))]
     stop_rows, cal_rows = valid[valid["as_of"] < cal_start], valid[valid["as_of"] >= cal_start]
     _need_both_classes("training period", train)
@@ -91,9 +96,13 @@ def train_model(dataset_dir: Path | str, params: Params, model_dir: Path | str, 
     rounds = booster.best_iteration or params.train.num_boost_round
     cal_margin = booster.predict(encode_matrix(cal_rows[spec.names], spec), num_iteration=rounds, raw_score=True)
     calibrator = fit_calibrator(cal_margin, cal_rows["label"].to_numpy())
+    # Thresholds from capacity on out-of-time, calibrated scores of whole weeks of open leads.
+    cal_p = calibration.apply(calibrator, cal_margin)
+    cal_week = week_codes(cal_rows["as_of"])
+    cutoffs = choose_thresholds(cal_p, cal_week, params.thresholds)
+    table_rows = threshold_table(cal_p, cal_week, cal_rows["label"].to_numpy(), capacity=params.thresholds.capacity_per_week)
     # The final model learns from every snapshot whose label is known before the test period
     # starts (gaps and validation included), so it sees the most recent behaviour.
-    test_start = pd.Timestamp(summary["test_start"])
     refit = table[(table["split"] != "test") & (table["as_of"] + horizon <= test_start)]
     final = lgb.train(
         lgb_params,
@@ -110,16 +119,26 @@ def train_model(dataset_dir: Path | str, params: Params, model_dir: Path | str, 
         "won_deals": int(refit.loc[refit["label"] == 1, "lead_id"].nunique()),
         "leads": int(refit["lead_id"].nunique()),
         "train_period": [refit["as_of"].min().isoformat(), refit["as_of"].max().isoformat()],
-        "data_end": summary["data_end"],
-        "test_start": summary["test_start"],
+        "test_start": pd.Timestamp(test_start).isoformat(),
         "monotone": {name: c for name, c in zip(spec.names, constraints) if c},
         "lgbm": {k: v for k, v in lgb_params.items() if k != "monotone_constraints"},
+        "thresholds": {**cutoffs, "capacity_per_week": params.thresholds.capacity_per_week,
+                       "table": table_rows.round(6).to_dict(orient="records")},
     }
     if tuning is not None:
         info["tuning"] = tuning
+    grades = {k: cutoffs[k] for k in ("a", "b", "c", "sales_ready")}
     # Where the fit grades and interest levels are cut: shares of the snapshots it learned from.
     contrib = FastTreeShap(final).contributions(encode_matrix(refit[spec.names], spec))[:, :-1]
-    model = LeadModel(final, spec, params.grades.model_dump(), info, calibrator=calibrator,
-                      explain=fit_settings(contrib, spec, params))
+    return LeadModel(final, spec, grades, info, calibrator=calibrator,
+                     explain=fit_settings(contrib, spec, params, cutoffs["sales_ready"]))
+
+
+def train_model(dataset_dir: Path | str, params: Params, model_dir: Path | str, progress=None) -> LeadModel:
+    """``fit_model`` on a training set from ``leadscore features``, written as an MLflow model folder."""
+    table, spec = load_dataset(dataset_dir)
+    summary = json.loads((Path(dataset_dir) / SUMMARY_FILE).read_text())
+    model = fit_model(table, spec, params, pd.Timestamp(summary["test_start"]), progress=progress)
+    model.info["data_end"] = summary["data_end"]
     model.save(model_dir)
     return model

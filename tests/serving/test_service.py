@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from features.contract import read_export
 from features.snapshots import scoring_snapshots
 from leadscore.cli import app as cli
+from models.registry import use_tracking
 
 
 def _client():
@@ -147,6 +148,7 @@ def test_rules_answer_when_the_registry_has_no_model(trained, tmp_path, demo_dir
         service = LeadScoring()
     finally:
         os.environ["MLFLOW_TRACKING_URI"] = saved
+        use_tracking()  # MLflow keeps the last URI globally
     assert service.__is_ready__()
     export = read_export(demo_dir)
     as_of = export.data_end
@@ -158,3 +160,25 @@ def test_rules_answer_when_the_registry_has_no_model(trained, tmp_path, demo_dir
         assert r.scorer == "rules" and r.model_version == "rules:1"
         assert "lead-scoring@champion" in r.fallback_reason
         assert r.reasons and all("points" in x.text for x in r.reasons)
+
+
+def test_reload_picks_up_a_new_champion_and_keeps_the_model_if_it_cannot(trained, tmp_path):
+    from serving.service import LeadScoring
+
+    saved = os.environ["MLFLOW_TRACKING_URI"]
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'empty.db'}"
+    try:
+        service = LeadScoring()
+        assert service.scorer.name == "rules"
+        os.environ["MLFLOW_TRACKING_URI"] = saved  # the champion appears (promoted elsewhere)
+        answer = service.reload()
+        assert answer["changed"] and answer["scorer"] == "model"
+        assert answer["model_version"] == trained["promotion"]["champion_after"]
+        assert service.scorer.name == "model" and service.fallback_reason is None
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'empty.db'}"  # registry loses it
+        kept = service.reload()
+        assert not kept["changed"] and kept["model_version"] == answer["model_version"] and "champion" in kept["reason"]
+        assert service.scorer.name == "model"
+    finally:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+        use_tracking()  # MLflow keeps the last URI globally

@@ -24,8 +24,11 @@ def test_time_split_has_no_label_from_the_future(trained, params):
 def test_model_beats_the_sla_rules_on_later_leads(trained):
     m = trained["metrics"]
     assert m["model"]["roc_auc"] > 0.70
-    assert m["model"]["roc_auc"] > m["rules"]["roc_auc"], m
     assert m["model"]["log_loss"] < m["rules"]["log_loss"], m
+    assert m["model"]["ece"] < m["rules"]["ece"], m
+    # Ranking: over every backtest window (one test period of 2,500 leads is too noisy to rank on).
+    overall = m["backtest"]["overall"]["scorers"]
+    assert overall["model"]["roc_auc"] > overall["rules"]["roc_auc"], overall
 
 
 def test_saved_model_is_lightgbm_text_with_its_spec(trained):
@@ -55,7 +58,8 @@ def test_pickled_model_is_refused(tmp_path, trained):
 
 def test_registered_champion_is_the_trained_model(trained):
     reg = trained["registered"]
-    assert reg["alias"] == "champion" and reg["model_name"] == "lead-scoring"
+    assert reg["alias"] == "challenger" and reg["model_name"] == "lead-scoring"
+    assert trained["promotion"]["promoted"] and trained["promotion"]["champion_after"] == reg["version"]
     champion = load_champion()
     assert champion.version == reg["version"]
     table, _ = load_dataset(trained["dataset"])
@@ -90,7 +94,11 @@ def test_model_card_states_data_audit_and_metrics_from_the_run(trained):
     strongest, auc = max(audit["single_feature_auc"].items(), key=lambda kv: kv[1])
     assert "Result: **passed**" in card and f"`{strongest}` {auc:.3f}" in card
     m = trained["metrics"]
-    assert f"| ROC AUC | {m['model']['roc_auc']:.4f} | {m['rules']['roc_auc']:.4f} |" in card
+    assert f"| ROC AUC | {m['model']['roc_auc']:.4f} (" in card and f"| {m['rules']['roc_auc']:.4f} (" in card
+    assert f"| {m['logistic']['roc_auc']:.4f} (" in card
+    assert "## Rolling-origin backtest" in card and "## Thresholds (from sales capacity)" in card
+    for sentence in m["verdicts"]["test"] + m["verdicts"]["backtest"]:
+        assert sentence[1:] in card  # the card starts the sentence with a capital
     assert f"{trained['summary']['snapshots']:,} snapshots" in card
 
 
