@@ -29,7 +29,7 @@ METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_k_win_rate", "t
 
 def week_codes(as_of: pd.Series | np.ndarray) -> np.ndarray:
     """An integer per calendar week (Monday start) of each row's scoring moment."""
-    ts = pd.DatetimeIndex(pd.to_datetime(as_of))
+    ts = pd.DatetimeIndex(pd.to_datetime(as_of)).as_unit("ns")  # pandas 3 may read dates in µs
     return (ts.normalize() - pd.to_timedelta(ts.dayofweek, unit="D")).asi8 // 86_400_000_000_000 // 7
 
 

@@ -188,3 +188,10 @@ def test_thresholds_command_prints_the_champions_table(trained, demo_dir, tmp_pa
     assert {"threshold", "leads_per_week", "expected_win_rate", "expected_wins_per_week", "expected_share_of_wins"} <= set(table)
     assert (table["threshold"] - trained["model"].sales_ready).abs().min() < 1e-4
     assert "SQL threshold" in result.output
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_week_codes_do_not_depend_on_the_time_unit(unit):
+    days = pd.Series(pd.to_datetime(["2025-01-05", "2025-01-06", "2025-01-12", "2025-01-13"])).astype(f"datetime64[{unit}]")
+    codes = week_codes(days)  # Sunday | Monday … Sunday | Monday
+    assert codes[0] != codes[1] == codes[2] != codes[3] and codes[3] == codes[1] + 1
