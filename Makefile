@@ -29,6 +29,7 @@ test: venv
 bench: venv
 	$(BIN)/python bench/features_scale.py
 	$(BIN)/python bench/shap_speed.py
+	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/run.py
 
 clean:

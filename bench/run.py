@@ -38,6 +38,20 @@ def _p(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def train_speed_row(ts: dict) -> tuple[str, str, str, str]:
+    """The README row for bench/train_speed.json: LightGBM at scale beside HistGradientBoosting."""
+    lg, hgb = ts["lightgbm"], ts["histgb"]
+    target = f"≤ {ts['target_s']:.0f} s on {ts['machine']['cores']} cores: {'met' if ts['target_met'] else 'missed'}"
+    busy = " (machine busy: inflated)"
+    return ("training at scale (fixed rounds, synthetic)",
+            f"{ts['rows']:,} snapshots × {ts['features']} features, {ts['rounds']} trees × ≤{lg['settings']['num_leaves']} leaves",
+            f"LightGBM {lg['total_s']:.1f} s (dataset {lg['dataset_s']:.1f} s + training {lg['train_s']:.1f} s)"
+            f"{busy if lg.get('contended') else ''}, test AUC {lg['test_auc']:.3f}; {target}",
+            f"scikit-learn HistGradientBoosting {hgb['total_s']:.1f} s{busy if hgb.get('contended') else ''}, "
+            f"AUC {hgb['test_auc']:.3f} "
+            f"({ts['ratio_histgb_vs_lightgbm']:.1f}× LightGBM's time)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--leads", type=int, default=5000)
@@ -194,6 +208,10 @@ def main() -> None:
                      if "seconds" in duck and "seconds" in pandas_ else "")
             rows.append(("batch features, synthetic export", f"{size:,} activities, {duck.get('snapshots', 0):,} snapshots",
                          f"Ibis on DuckDB {fmt(duck)}", f"in-process pandas/numpy {fmt(pandas_)}{ratio}"))
+
+    train_file = ROOT / "bench" / "train_speed.json"
+    if train_file.exists():  # written by bench/train_speed.py, which `make bench` runs first
+        rows.append(train_speed_row(json.loads(train_file.read_text())))
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     results = {"machine": machine, "rows": rows}
