@@ -557,9 +557,9 @@ def thresholds(
                        f"a week; capacity {capacity} a week", show_edge=False)
     for col in ("threshold", "leads / week", "expected win rate", "expected wins / week", "share of expected wins", ""):
         view.add_column(col, justify="right")
-    for row in table.itertuples():
-        mark = "◀ SQL threshold of the model" if abs(row.threshold - model.sales_ready) < 5e-5 else (
-            "◀ fills the capacity" if abs(row.leads_per_week - capacity) < 0.5 else "")
+    fills = int((table["leads_per_week"] - capacity).abs().idxmin())
+    for i, row in enumerate(table.itertuples()):
+        mark = "◀ SQL threshold" if abs(row.threshold - model.sales_ready) < 5e-5 else "◀ capacity" if i == fills else ""
         view.add_row(f"{row.threshold:.4f}", f"{row.leads_per_week:,.1f}", f"{row.expected_win_rate:.1%}",
                      f"{row.expected_wins_per_week:.1f}", f"{row.expected_share_of_wins:.1%}", mark)
     out.print(view)
