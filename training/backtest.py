@@ -28,7 +28,7 @@ from models.rules import RuleScorer, load_rules
 from training.baselines import fit_logistic, predict_logistic
 from training.dataset import assign_split
 from training.metrics import compare, week_codes
-from training.train import fit_model
+from training.train import fit_model, refit_rows
 
 SCORERS = ("model", "rules", "logistic")
 
@@ -69,7 +69,6 @@ def run_backtest(
     registered) scores the last fold instead of a retrained copy. A fold whose training data cannot make a model (too short, one class) is reported with the
     reason and left out of the pooled numbers; if no fold can, ``ValueError`` says why.
     """
-    horizon = pd.Timedelta(days=params.features.horizon_days)
     cfg = params.backtest
     capacity = params.thresholds.capacity_per_week
     windows = fold_windows(table["as_of"], pd.Timestamp(test_start), cfg.folds)
@@ -91,7 +90,7 @@ def run_backtest(
         except ValueError as exc:
             folds.append({**fold, "skipped": str(exc)})
             continue
-        refit = known[(known["split"] != "test") & (known["as_of"] + horizon <= start)]
+        refit = refit_rows(known, params, start)
         logistic = fit_logistic(refit, refit["label"].to_numpy(), spec, c=cfg.logistic_c, seed=params.train.seed)
         p_model = model.predict_proba(test[spec.names])
         part = test[["lead_id", "as_of", "label"]].assign(

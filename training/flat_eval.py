@@ -260,8 +260,7 @@ def random_inner_split(rows: np.ndarray, y: np.ndarray, inner_share: float, cali
 def _weeks(data: FlatDataset, rows: np.ndarray, block_rows: int) -> np.ndarray:
     """Calendar weeks of real dates; otherwise blocks of ``block_rows`` consecutive rows of the file."""
     if data.time is not None and pd.api.types.is_datetime64_any_dtype(data.time):
-        # week_codes counts nanoseconds; pandas may parse dates at second or microsecond resolution
-        return week_codes(data.time.iloc[rows].astype("datetime64[ns]"))
+        return week_codes(data.time.iloc[rows])
     position = data.time.to_numpy()[rows] if data.time is not None else rows
     return np.asarray(position, dtype="int64") // block_rows
 

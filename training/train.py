@@ -42,6 +42,14 @@ def _need_both_classes(name: str, part: pd.DataFrame) -> None:
         )
 
 
+def refit_rows(table: pd.DataFrame, params: Params, test_start: pd.Timestamp) -> pd.DataFrame:
+    """What the final model (and every baseline beside it) learns from: each snapshot whose label
+    is known before the test period starts, gaps and validation included, so the most recent
+    behaviour is seen."""
+    horizon = pd.Timedelta(days=params.features.horizon_days)
+    return table[(table["split"] != "test") & (table["as_of"] + horizon <= test_start)]
+
+
 def fit_model(table: pd.DataFrame, spec: FeatureSpec, params: Params, test_start: pd.Timestamp, progress=None) -> LeadModel:
     """Fit the booster, calibrate it on a later period, choose the thresholds; nothing is written.
 
@@ -58,7 +66,6 @@ def fit_model(table: pd.DataFrame, spec: FeatureSpec, params: Params, test_start
     With ``train.tune_trials`` > 0, an Optuna search (``training.tune``) on the same early-stopping
     rows chooses the LightGBM settings first; ``progress(done, total)`` hears about each trial.
     """
-    horizon = pd.Timedelta(days=params.features.horizon_days)
     train = table[table["split"] == "train"]
     valid = table[table["split"] == "valid"].sort_values("as_of", kind="stable")
     if valid.empty:
@@ -101,9 +108,7 @@ def fit_model(table: pd.DataFrame, spec: FeatureSpec, params: Params, test_start
     cal_week = week_codes(cal_rows["as_of"])
     cutoffs = choose_thresholds(cal_p, cal_week, params.thresholds)
     table_rows = threshold_table(cal_p, cal_week, cal_rows["label"].to_numpy(), capacity=params.thresholds.capacity_per_week)
-    # The final model learns from every snapshot whose label is known before the test period
-    # starts (gaps and validation included), so it sees the most recent behaviour.
-    refit = table[(table["split"] != "test") & (table["as_of"] + horizon <= test_start)]
+    refit = refit_rows(table, params, test_start)
     final = lgb.train(
         lgb_params,
         lgb.Dataset(encode(refit[spec.names], spec), label=refit["label"], categorical_feature="auto"),
