@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 3000
 
-.PHONY: serve test bench pipeline venv clean
+.PHONY: serve test bench pipeline venv clean system-deps bento
 
 venv: $(VENV)/.installed
 
@@ -19,18 +19,29 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 pipeline: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-## Main job: venv, demo export, pipeline, then the BentoML service on localhost:$(PORT)
+## Main job: API keys (in .env), venv, demo export, pipeline, then the BentoML service on localhost:$(PORT)
 serve: pipeline
+	$(BIN)/leadscore keygen
 	$(BIN)/leadscore serve --port $(PORT) --print-curl
 
-test: venv
+## System packages the tests use (PostgreSQL server, headless Chromium), installed only when missing
+system-deps:
+	scripts/system-deps.sh
+
+test: venv system-deps
 	$(BIN)/python -m pytest
+
+## A Bento (code + pinned requirements + Dockerfile) for `bentoml containerize`; see docs/deploy.md
+bento: venv
+	BENTOML_DO_NOT_TRACK=True $(BIN)/bentoml build
 
 bench: venv
 	$(BIN)/python bench/features_scale.py
 	$(BIN)/python bench/shap_speed.py
 	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/serve_speed.py
+	$(BIN)/python bench/serve_load.py
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf data/ artifacts/ metrics/ plots/ mlflow.db mlartifacts/ .leadscore-cache/
+	rm -rf data/ artifacts/ metrics/ plots/ mlflow.db ledger.db* mlartifacts/ .leadscore-cache/

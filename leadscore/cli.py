@@ -629,6 +629,43 @@ def score(
     console.print(f"[green]✓[/] scored {len(rows):,} leads with {scorer.name} {scorer.version} → {out_file}")
 
 
+def _env_lines(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return {k.strip(): v for k, _, v in (line.partition("=") for line in path.read_text().splitlines())
+            if k.strip() and not k.startswith("#")}
+
+
+@app.command()
+def keygen(
+    env_file: Path = typer.Option(Path(".env"), "--env-file", help="Where the service reads its secrets from."),
+    rotate: bool = typer.Option(False, "--rotate", help="Add a new API key in front of the existing ones."),
+) -> None:
+    """Create the API key and the pseudonymisation key for the service (kept in .env, mode 600).
+
+    Existing keys are kept, so running it again changes nothing; --rotate adds a new API key in
+    front (drop the old one from LEADSCORE_API_KEYS once every client uses the new one)."""
+    import secrets
+
+    values = _env_lines(env_file)
+    keys = [k for k in values.get("LEADSCORE_API_KEYS", "").split(",") if k]
+    created = []
+    if not keys or rotate:
+        keys.insert(0, "lsk_" + secrets.token_urlsafe(32))
+        created.append("API key")
+    if not values.get("LEADSCORE_PSEUDONYM_KEY"):
+        values["LEADSCORE_PSEUDONYM_KEY"] = secrets.token_hex(32)
+        created.append("pseudonymisation key")
+    values["LEADSCORE_API_KEYS"] = ",".join(keys)
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    env_file.chmod(0o600)
+    what = " and ".join(created) if created else "nothing new (keys exist)"
+    console.print(f"[green]✓[/] {env_file}: {what}. The service reads it at start-up.")
+    out.print(f"Use the key from a shell:\n  export LEADSCORE_API_KEY={keys[0]}\n"
+              "  curl -H \"Authorization: Bearer $LEADSCORE_API_KEY\" http://localhost:3000/metadata",
+              soft_wrap=True, highlight=False, markup=False)
+
+
 @app.command()
 def serve(
     port: int = typer.Option(3000, "--port", help="HTTP port."),
@@ -644,7 +681,8 @@ def serve(
             body = example_request(data)
             console.print("\n[bold]Score a demo lead[/] (once the service says it is listening):")
             out.print(
-                f"curl -s -X POST http://localhost:{port}/score -H 'Content-Type: application/json' \\\n"
+                f"curl -s -X POST http://localhost:{port}/score -H \"Authorization: Bearer $LEADSCORE_API_KEY\" "
+                "-H 'Content-Type: application/json' \\\n"
                 f"  -d {shlex.quote(json.dumps(body, separators=(',', ':')))}\n",
                 soft_wrap=True, highlight=False, markup=False,
             )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Where things live. Nothing here touches the file system or MLflow at import time."""
 
-    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore")
+    # `.env` in the working directory is where `leadscore keygen` writes the demo's secrets.
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore", env_file=".env")
 
     tracking_uri: str | None = Field(
         default=None,
@@ -26,6 +27,35 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default=Path(".leadscore-cache"), description="Local copy of the champion model for serving."
     )
+    # --- serving
+    api_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated bearer keys the API accepts (several, for rotation)."
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None, description="Key of the HMAC that pseudonymises lead ids in the ledger and the logs; "
+        "the same on every replica.",
+    )
+    ledger_url: str | None = Field(
+        default=None, description="Score ledger: sqlite:///path.db (default ./ledger.db) or postgresql+psycopg://…",
+    )
+    deadline_ms: int = Field(default=1000, ge=10, le=60_000, description="Past this the rules answer a request.")
+    max_request_bytes: int = Field(default=10_000_000, ge=1_000, description="Larger request bodies get 413.")
+    max_in_flight: int = Field(default=8, ge=1, description="Concurrent requests per worker; more get 503 at once, "
+                               "so admitted ones stay fast (one worker scores one request at a time).")
+    card_frame_ancestors: str = Field(
+        default="'self' https://*.force.com https://*.salesforce.com https://app.hubspot.com https://app-eu1.hubspot.com "
+        "https://*.dynamics.com",
+        description="Who may embed the lead card in an iframe (CSP frame-ancestors).",
+    )
+    card_link_ttl_s: int = Field(default=8 * 3600, ge=60, description="How long a signed lead-card link is valid.")
+
+    def keys(self) -> list[str]:
+        """The accepted API keys (empty when none is configured)."""
+        raw = self.api_keys.get_secret_value() if self.api_keys else ""
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+    def ledger(self) -> str:
+        return self.ledger_url or f"sqlite:///{Path('ledger.db').resolve()}"
 
 
 def get_settings() -> Settings:

@@ -7,6 +7,7 @@ holds the feature spec, grade cut-offs, the calibrator (plain numbers) and the t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,17 @@ class ModelLoadError(RuntimeError):
     """A model folder that cannot be used; serving falls back to the rules."""
 
 
+def folder_digest(folder: Path | str) -> str:
+    """SHA-256 over a model folder's files (relative names and bytes, in name order): the checksum
+    that registration records and serving verifies before it trusts a cached copy."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 @dataclass
 class LeadModel:
     booster: lgb.Booster
@@ -46,6 +58,9 @@ class LeadModel:
         self.signals = Signals.of(self.spec)
         self.online = OnlineFeatures(self.spec)
         self._shap: FastTreeShap | None = None
+        # Where serving got it from ("registry", "cache: <why>", "folder") and its verified SHA-256.
+        self.origin: str = "folder"
+        self.digest: str | None = None
 
     @property
     def shap(self) -> FastTreeShap:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from leadscore.settings import Settings, get_settings, tracking_uri
-from models.lgbm import LeadModel, ModelLoadError
+from models.lgbm import LeadModel, ModelLoadError, folder_digest
 
 # The registered pyfunc's artifact that holds the LightGBM text model folder.
 ARTIFACT = "model_dir"
@@ -22,8 +24,16 @@ def use_tracking(settings: Settings | None = None) -> str:
     return uri
 
 
+# Model-version tag that registration sets: the SHA-256 of the model folder (models.lgbm.folder_digest).
+DIGEST_TAG = "model_sha256"
+# Beside each cached version: the digest it was verified against when it was downloaded.
+CHECKSUM_FILE = "leadscore.sha256"
+# Registry answers that mean "there is no such model", as opposed to "the registry cannot be asked".
+_MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
 def load_champion(settings: Settings | None = None) -> LeadModel:
-    """The model behind the registry alias (``champion``), copied to the local cache first.
+    """The model behind the registry alias (``champion``), through the checksummed local cache.
 
     Raises ModelLoadError with the reason when there is none or it cannot be read.
     """
@@ -32,7 +42,12 @@ def load_champion(settings: Settings | None = None) -> LeadModel:
 
 
 def load_alias(alias: str, settings: Settings | None = None, model_name: str | None = None) -> LeadModel:
-    """The model behind any alias of the registered model (``champion``, ``challenger``)."""
+    """The model behind any alias of the registered model (``champion``, ``challenger``).
+
+    When the registry cannot be reached (a tracking server down), the version this alias last
+    pointed to is loaded from the local cache, after its checksum is verified; ``origin`` on the
+    returned model says which happened. When the registry answers that there is no such model,
+    nothing stale is used."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -43,32 +58,87 @@ def load_alias(alias: str, settings: Settings | None = None, model_name: str | N
     try:
         mv = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        raise ModelLoadError(
-            f"no model '{name}@{alias}' in the registry at {tracking_uri(settings)}: "
-            f"{exc.message.splitlines()[0]}"
-        ) from None
-    return load_version(name, str(mv.version), settings)
+        first = exc.message.splitlines()[0][:300]
+        if exc.error_code in _MISSING:
+            raise ModelLoadError(f"no model '{name}@{alias}' in the registry at {tracking_uri(settings)}: {first}") from None
+        return _load_cached_alias(name, alias, settings, f"registry unreachable ({first})")
+    except Exception as exc:  # transport errors that MLflow does not wrap
+        return _load_cached_alias(name, alias, settings, f"registry unreachable ({type(exc).__name__}: {exc})"[:300])
+    model = load_version(name, str(mv.version), settings, expected_digest=(mv.tags or {}).get(DIGEST_TAG))
+    _pointer(settings, name, alias).write_text(json.dumps({"version": str(mv.version)}))
+    return model
 
 
-def load_version(name: str, version: str, settings: Settings | None = None) -> LeadModel:
-    """One registered version, copied to the local cache first."""
+def load_version(
+    name: str, version: str, settings: Settings | None = None, expected_digest: str | None = None
+) -> LeadModel:
+    """One registered version, downloaded once into the local cache and verified by its SHA-256.
+
+    ``expected_digest`` is the registry's ``model_sha256`` tag (looked up when not given). A
+    cached copy whose files no longer match the digest it was verified against is refused."""
     import mlflow
 
     settings = settings or get_settings()
     use_tracking(settings)
-    mv = mlflow.MlflowClient().get_model_version(name, version)
-    target = Path(settings.cache_dir) / name / str(mv.version)
-    if not (target / "MLmodel").exists():
-        tmp = target.with_name(target.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    if expected_digest is None:
+        mv = mlflow.MlflowClient().get_model_version(name, version)
+        expected_digest = (mv.tags or {}).get(DIGEST_TAG)
+    target = Path(settings.cache_dir) / name / str(version)
+    if not (target / CHECKSUM_FILE).exists():
+        # Several workers may download the same version at once: each into its own folder.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not (target / CHECKSUM_FILE).exists():
+            shutil.rmtree(target, ignore_errors=True)  # a copy without a checksum (older cache) is not trusted
+        tmp = Path(tempfile.mkdtemp(prefix=f"{version}.partial-", dir=target.parent))
         try:
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp))
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
         except Exception as exc:  # any transport or storage failure means: no model, use the rules
-            raise ModelLoadError(f"could not download model version {mv.version}: {exc}") from None
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    return LeadModel.load(_model_folder(target), version=str(mv.version))
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelLoadError(f"could not download model version {version}: {exc}") from None
+        found = folder_digest(_model_folder(tmp))
+        if expected_digest and found != expected_digest:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelLoadError(
+                f"model version {version} failed its checksum after download: expected SHA-256 "
+                f"{expected_digest[:16]}…, found {found[:16]}…")
+        (tmp / CHECKSUM_FILE).write_text(json.dumps({"sha256": found, "registry_tag": bool(expected_digest)}))
+        try:
+            tmp.rename(target)
+        except OSError:  # another worker finished first; its verified copy is as good as ours
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _load_verified(target, str(version), expected_digest, origin="registry")
+
+
+def _pointer(settings: Settings, name: str, alias: str) -> Path:
+    return Path(settings.cache_dir) / name / f"@{alias}.json"
+
+
+def _load_cached_alias(name: str, alias: str, settings: Settings, why: str) -> LeadModel:
+    pointer = _pointer(settings, name, alias)
+    try:
+        version = str(json.loads(pointer.read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        raise ModelLoadError(f"{why}, and no cached '{name}@{alias}' in {settings.cache_dir}") from None
+    return _load_verified(Path(settings.cache_dir) / name / version, version, None, origin=f"cache: {why}")
+
+
+def _load_verified(target: Path, version: str, expected_digest: str | None, origin: str) -> LeadModel:
+    """Load a cached version after checking its files against the digest recorded at download."""
+    try:
+        recorded = json.loads((target / CHECKSUM_FILE).read_text())["sha256"]
+    except (OSError, ValueError, KeyError):
+        raise ModelLoadError(f"cached model version {version} in {target} has no readable checksum") from None
+    if expected_digest and recorded != expected_digest:
+        raise ModelLoadError(f"cached model version {version} was verified against another checksum than the registry's")
+    folder = _model_folder(target)
+    found = folder_digest(folder)
+    if found != recorded:
+        raise ModelLoadError(
+            f"cached model version {version} fails its checksum (expected SHA-256 {recorded[:16]}…, "
+            f"found {found[:16]}…): the files in {folder} changed after download")
+    model = LeadModel.load(folder, version=version)
+    model.origin, model.digest = origin, found
+    return model
 
 
 def _model_folder(pyfunc_dir: Path) -> Path:

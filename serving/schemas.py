@@ -1,11 +1,18 @@
-"""Request and response of ``POST /score``: pydantic models whose fields explain themselves."""
+"""Requests and responses of the scoring API: pydantic models whose fields explain themselves.
+
+Validation is strict, because a CRM integration that sends garbage should hear about it at once:
+NaN, ±inf, out-of-range numbers, negative sizes, malformed or impossible dates and unknown keys
+are 422 errors naming the field. Unknown category values and activity types are not errors — the
+model treats them as missing or ignores them — and come back as warnings on the lead.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EXAMPLE_LEAD = {
     "lead_id": "L000123",
@@ -19,22 +26,97 @@ EXAMPLE_LEAD = {
 }
 EXAMPLE_ACTIVITY = {"occurred_at": "2026-06-01T14:05:00", "activity_type": "pricing_page_view", "channel": "web"}
 
+# What a timestamp may be: the range pandas' nanoseconds hold (the batch path's limit), and not
+# later than now, give or take the clock skew the export contract allows.
+EARLIEST, LATEST = datetime(1678, 1, 1), datetime(2261, 12, 31)
+CLOCK_SKEW = timedelta(minutes=5)
+# Beyond these a size is a typo, not a company (the largest employer has ~2.1 M staff).
+MAX_EMPLOYEES = 10_000_000
+MAX_REVENUE = 1e13
+MAX_EXTRA_NUMBER = 1e15
+MAX_EXTRA_TEXT = 500
+# A score that moved by at least this many points is a trend; less is noise.
+TREND_POINTS = 3
+
+
+def naive_utc(value: datetime, field: str) -> datetime:
+    """``value`` as naive UTC, inside the range the batch path can represent and not in the future."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"{field}: expected a date between 1678 and 2261, found {value.isoformat()}")
+    if value > datetime.now(timezone.utc).replace(tzinfo=None) + CLOCK_SKEW:
+        raise ValueError(f"{field}: expected a time not in the future, found {value.isoformat()}")
+    return value
+
+
+def _clean_text(value: str | None) -> str | None:
+    # As the export contract normalises text cells: stripped, empty as missing.
+    if value is None:
+        return None
+    text = value.strip()
+    return text or None
+
 
 class LeadIn(BaseModel):
-    """A lead's profile as the CRM holds it. Extra keys are profile attributes (the export contract)."""
+    """A lead's profile as the CRM holds it. Further keys are profile attributes of the export
+    contract (e.g. ``budget_confirmed``); keys the scorers do not know are rejected."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_LEAD]})
 
     lead_id: str = Field(min_length=1, max_length=200, description="The CRM's id of the lead.")
-    created_at: datetime = Field(description="When the lead entered the CRM (ISO 8601).")
+    created_at: datetime = Field(description="When the lead entered the CRM (ISO 8601; naive means UTC).")
     email: str | None = Field(None, max_length=320, description="Used only for its domain (free-mail, competitor); never stored or logged.")
-    company: str | None = Field(None, max_length=500, description="Company name (not a feature).")
+    company: str | None = Field(None, max_length=500, description="Company name (not a feature, never logged).")
     industry: str | None = Field(None, max_length=200, description="Industry.")
-    employees: float | None = Field(None, ge=0, allow_inf_nan=False, description="Number of employees.")
-    annual_revenue: float | None = Field(None, ge=0, allow_inf_nan=False, description="Annual revenue in EUR.")
+    employees: float | None = Field(None, ge=0, le=MAX_EMPLOYEES, allow_inf_nan=False, description="Number of employees.")
+    annual_revenue: float | None = Field(None, ge=0, le=MAX_REVENUE, allow_inf_nan=False, description="Annual revenue in EUR.")
     country: str | None = Field(None, max_length=100, description="ISO 3166 alpha-2 country code, e.g. DE.")
     job_title: str | None = Field(None, max_length=300, description="Job title, German or English.")
     lead_source: str | None = Field(None, max_length=200, description="Where the lead came from.")
+    do_not_profile: bool = Field(
+        False, description="The lead objected to profiling (GDPR Art. 21): it is not scored, and the answer says so.")
+
+    @field_validator("lead_id")
+    @classmethod
+    def _id_not_blank(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            raise ValueError("lead_id: expected a non-empty id, found only spaces")
+        return text
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_in_range(cls, value: datetime) -> datetime:
+        return naive_utc(value, "created_at")
+
+    @field_validator("email", "company", "industry", "country", "job_title", "lead_source")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return _clean_text(value)
+
+    @model_validator(mode="after")
+    def _plain_extras(self) -> "LeadIn":
+        """Extra attributes are scalars: finite numbers of sane size, short text, booleans or null."""
+        for key, value in (self.model_extra or {}).items():
+            if len(key) > 100:
+                raise ValueError(f"{key[:40]}…: expected an attribute name of at most 100 characters")
+            if isinstance(value, bool) or value is None:
+                continue
+            if isinstance(value, (int, float)):
+                if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_EXTRA_NUMBER:
+                    raise ValueError(f"{key}: expected a finite number below {MAX_EXTRA_NUMBER:.0e}, found {value!r}"[:200])
+                continue
+            if isinstance(value, str):
+                if len(value) > MAX_EXTRA_TEXT:
+                    raise ValueError(f"{key}: expected text of at most {MAX_EXTRA_TEXT} characters, found {len(value)}")
+                continue
+            raise ValueError(f"{key}: expected a string, number, boolean or null, found {type(value).__name__}")
+        return self
+
+    def attributes(self) -> dict[str, Any]:
+        """The extra profile attributes, text stripped as the export contract does."""
+        return {k: _clean_text(v) if isinstance(v, str) else v for k, v in (self.model_extra or {}).items()}
 
 
 class ActivityIn(BaseModel):
@@ -42,10 +124,28 @@ class ActivityIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_ACTIVITY]})
 
-    occurred_at: datetime = Field(description="When it happened (ISO 8601).")
+    occurred_at: datetime = Field(description="When it happened (ISO 8601; naive means UTC).")
     activity_type: str = Field(min_length=1, max_length=100, description="e.g. email_click, pricing_page_view, demo_request.")
     channel: str | None = Field(None, max_length=100, description="e.g. email, web, event.")
     campaign: str | None = Field(None, max_length=300, description="Campaign name.")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _occurred_in_range(cls, value: datetime) -> datetime:
+        return naive_utc(value, "occurred_at")
+
+    @field_validator("activity_type")
+    @classmethod
+    def _type_lower(cls, value: str) -> str:
+        text = value.strip().lower()
+        if not text:
+            raise ValueError("activity_type: expected an activity type, found only spaces")
+        return text
+
+    @field_validator("channel", "campaign")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return _clean_text(value)
 
 
 class LeadRequest(BaseModel):
@@ -53,6 +153,41 @@ class LeadRequest(BaseModel):
 
     lead: LeadIn = Field(description="The lead's profile.")
     activities: list[ActivityIn] = Field(default_factory=list, max_length=10_000, description="The lead's activity log.")
+
+
+class ScoreRequest(BaseModel):
+    """The body of ``POST /score``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"leads": [{"lead": EXAMPLE_LEAD, "activities": [EXAMPLE_ACTIVITY]}], "top_k": 3, "language": "en"},
+    ]})
+
+    leads: list[LeadRequest] = Field(min_length=1, max_length=1000, description="1 to 1,000 leads, each with its activity log.")
+    as_of: datetime | None = Field(None, description="Score as of this moment (ISO 8601; naive means UTC); default now.")
+    top_k: int = Field(3, ge=0, le=20, description="How many positive and how many negative reasons per lead.")
+    language: Literal["en", "de"] = Field("en", description="Language of reasons and recommendation.")
+    what_if: bool = Field(False, description="For leads below the sales threshold, the fewest actions that would "
+                          "lift them over it (model only; ~20 ms per lead).")
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_in_range(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else naive_utc(value, "as_of")
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "ScoreRequest":
+        seen: set[str] = set()
+        for i, item in enumerate(self.leads):
+            if item.lead.lead_id in seen:
+                raise ValueError(f"leads[{i}].lead.lead_id: expected unique ids, found {item.lead.lead_id!r} twice")
+            seen.add(item.lead.lead_id)
+        return self
+
+
+class CardRequest(LeadRequest):
+    """A lead pasted into the card form: scored, recorded and shown as a card."""
+
+    language: Literal["en", "de"] = Field("en", description="Language of the card.")
 
 
 class ReasonOut(BaseModel):
@@ -72,13 +207,15 @@ class WhatIfOut(BaseModel):
 
 class ScoreOut(BaseModel):
     lead_id: str
-    probability: float = Field(ge=0, le=1, description="Probability that the lead becomes a won deal within the horizon.")
-    score: int = Field(ge=1, le=99, description="The probability as a 1–99 score.")
-    grade: Literal["A", "B", "C", "D"] = Field(description="A best … D weakest, from cut-offs stored with the scorer.")
-    reasons: list[ReasonOut] = Field(description="Strongest reasons first.")
-    scorer: Literal["model", "rules"] = Field(description="Which scorer answered.")
-    model_version: str | None = Field(description="Registry version of the model, or rules:<version>.")
-    fallback_reason: str | None = Field(description="Why the rules answered instead of the model; null otherwise.")
+    status: Literal["scored", "not_scored"] = Field("scored", description="not_scored: see not_scored_reason.")
+    not_scored_reason: str | None = Field(None, description="Why the lead was not scored (it objected to profiling).")
+    probability: float | None = Field(None, ge=0, le=1, description="Probability that the lead becomes a won deal within the horizon.")
+    score: int | None = Field(None, ge=1, le=99, description="The probability as a 1–99 score.")
+    grade: Literal["A", "B", "C", "D"] | None = Field(None, description="A best … D weakest, from cut-offs stored with the scorer.")
+    reasons: list[ReasonOut] = Field(default_factory=list, description="Strongest reasons first.")
+    scorer: Literal["model", "rules"] | None = Field(None, description="Which scorer answered.")
+    model_version: str | None = Field(None, description="Registry version of the model, or rules:<version>.")
+    fallback_reason: str | None = Field(None, description="Why the rules answered instead of the model; null otherwise.")
     fit_grade: Literal["A", "B", "C", "D"] | None = Field(None, description="Fit (who the lead is), A best … D.")
     interest_level: int | None = Field(None, ge=1, le=4, description="Interest (what it did), 1 highest … 4.")
     matrix_cell: str | None = Field(None, description="The fit × interest grid cell, A1 … D4.")
@@ -88,3 +225,74 @@ class ScoreOut(BaseModel):
     sales_ready: bool = Field(False, description="At or above the sales (SQL) threshold stored with the scorer.")
     what_if: WhatIfOut | None = Field(
         None, description="For a lead below the sales threshold (when what_if was asked): the fewest actions that would lift it over.")
+    previous_score: int | None = Field(None, ge=1, le=99, description="The lead's previous score in the ledger, if any.")
+    score_change: int | None = Field(None, description="score − previous_score.")
+    trend: Literal["improving", "declining", "steady"] | None = Field(
+        None, description=f"improving / declining when the score moved by at least {TREND_POINTS} points since the previous one.")
+    warnings: list[str] = Field(default_factory=list, description="Input the scorer could not use: unknown categories "
+                                "(scored as missing) and unknown activity types (ignored).")
+
+
+class HistoryEntryOut(BaseModel):
+    id: int
+    scored_at: datetime
+    as_of: datetime
+    scorer: Literal["model", "rules"]
+    model_version: str | None
+    probability: float
+    score: int
+    grade: str
+    fit_grade: str | None
+    interest_level: int | None
+    matrix_cell: str | None
+    reasons: list[ReasonOut]
+
+
+class DriverOut(BaseModel):
+    signal: str
+    old_value: str | float | None
+    new_value: str | float | None
+    effect: float = Field(description="Log-odds moved by this signal.")
+    text: str
+
+
+class ChangeOut(BaseModel):
+    from_id: int
+    to_id: int
+    old_score: int
+    new_score: int
+    total: int = Field(description="new_score − old_score.")
+    data_change: int | None = Field(description="Points that moved because the lead's data changed.")
+    model_change: int | None = Field(description="Points that moved because the model version changed.")
+    old_model_version: str | None
+    new_model_version: str | None
+    decomposed: bool
+    data_drivers: list[DriverOut]
+    model_drivers: list[DriverOut]
+    text: str
+    notes: list[str]
+
+
+class HistoryOut(BaseModel):
+    lead_id: str
+    entries: list[HistoryEntryOut] = Field(description="Oldest first.")
+    change: ChangeOut | None = Field(None, description="Why the last score differs from the one before it.")
+
+
+class CardLinkOut(BaseModel):
+    url: str = Field(description="Path and signed query of the lead card, to embed in an iframe.")
+    expires_at: datetime
+
+
+class MetadataOut(BaseModel):
+    scorer: Literal["model", "rules"]
+    model_version: str | None
+    model_origin: str | None = Field(description="registry, or cache (and why) when the registry was unreachable.")
+    model_sha256: str | None
+    fallback_reason: str | None
+    features: list[dict] = Field(description="Name, group (fit/interest) and kind of every model input.")
+    thresholds: dict = Field(description="Grade cut-offs and the sales (SQL) threshold on the probability.")
+    training_window: dict = Field(description="The data the model learned from.")
+    rules_version: str
+    deadline_ms: int
+    ledger: str = Field(description="Ledger backend (password masked).")

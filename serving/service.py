@@ -1,111 +1,237 @@
-"""The BentoML service the CRM calls: the champion model, with the SLA rules as fallback."""
+"""The BentoML service the CRM calls: the champion model, with the SLA rules as fallback.
+
+BentoML runs it (workers, ``/livez``, ``/readyz``, ``/metrics``, ``bentoml build``); its routes are
+a FastAPI app mounted into the service, because a CRM integration needs what ``@bentoml.api``
+does not give: GET routes (history, lead card), 422 errors that name the field, 413/415/503 from
+one gate in front of every route, and HTML for the card. Each route is a few lines over
+``serving.core.ScoringCore``.
+"""
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime
+import dataclasses
+import os
+import time
+from datetime import datetime, timezone
 from typing import Literal
 
 import bentoml
-from bentoml.exceptions import InvalidArgument
-from pydantic import Field
+from fastapi import Depends, FastAPI, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPBearer
 
-from leadscore.params import load_params
+from features.contract import PERSONAL_COLUMNS
 from leadscore.settings import get_settings
-from models.base import LeadScore, score_leads
-from models.policy import primary_scorer, rule_scorer
-from serving.convert import request_as_of, request_tables
-from serving.schemas import EXAMPLE_ACTIVITY, EXAMPLE_LEAD, LeadRequest, ScoreOut
+from serving.core import ScoringCore, mlflow_fails_fast
+from serving.schemas import (
+    CardLinkOut, CardRequest, ChangeOut, HistoryEntryOut, HistoryOut, LeadIn, MetadataOut, ScoreOut, ScoreRequest,
+)
+from serving.security import Gate, card_link, configure_logging, quote_id
 
-log = logging.getLogger("leadscore.serving")
+ERRORS = {
+    401: {"description": "Missing or invalid API key."},
+    413: {"description": "Request body too large."},
+    415: {"description": "Content type other than application/json."},
+    422: {"description": "Invalid input; the message names the field."},
+    503: {"description": "Over capacity; retry after the Retry-After header's seconds."},
+}
+LeadId = Path(min_length=1, max_length=200, description="The CRM's id of the lead.")
+Lang = Query("en", description="Language of texts.")
 
-
-def _out(result: LeadScore, fallback_reason: str | None) -> ScoreOut:
-    m = result.matrix
-    return ScoreOut(
-        lead_id=result.lead_id,
-        probability=result.probability,
-        score=result.score,
-        grade=result.grade,
-        reasons=[r.__dict__ for r in result.reasons],
-        scorer=result.scorer,
-        model_version=result.model_version,
-        fallback_reason=fallback_reason if result.scorer == "rules" else None,
-        fit_grade=m.fit_grade if m else None,
-        interest_level=m.interest_level if m else None,
-        matrix_cell=m.cell if m else None,
-        recommendation=m.recommendation if m else None,
-        recommendation_text=m.recommendation_text if m else None,
-        sales_ready=result.sales_ready,
-        what_if=result.what_if.__dict__ if result.what_if else None,
-    )
+app = FastAPI(
+    title="leadscore", version="1",
+    description="Predictive lead scores with reasons. Every route needs `Authorization: Bearer <key>`; "
+    "the health routes /livez and /readyz are open.",
+    # Declares the scheme in the OpenAPI spec; the gate (serving.security) does the checking.
+    dependencies=[Depends(HTTPBearer(auto_error=False, description="An API key from LEADSCORE_API_KEYS."))],
+)
+_core: ScoringCore | None = None
 
 
-@bentoml.service(name="leadscore", traffic={"timeout": 30})
+@app.exception_handler(RequestValidationError)
+async def _invalid(request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each field; the offending input is not echoed (it may be NaN, huge, or personal)."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:500], "type": e.get("type", "")}
+              for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def _settings_gate():
+    return _core.settings if _core is not None else get_settings()
+
+
+app.add_middleware(
+    Gate,
+    keys=lambda: _settings_gate().keys(),
+    secret=lambda: _core.secret if _core is not None else b"",
+    max_bytes=lambda: _settings_gate().max_request_bytes,
+    max_in_flight=lambda: _settings_gate().max_in_flight,
+)
+
+
+def _known_attributes(core: ScoringCore) -> set[str]:
+    known = set(LeadIn.model_fields) | set(PERSONAL_COLUMNS) | set(core.rules.spec.profile_columns)
+    if core.model is not None:
+        known |= set(core.model.spec.profile_columns)
+    return known
+
+
+def _reject_unknown_fields(core: ScoringCore, leads, prefix: tuple) -> None:
+    known = _known_attributes(core)
+    errors = [
+        {"type": "extra_forbidden", "loc": (*prefix, i, "lead", key), "input": None,
+         "msg": f"unknown field '{key[:60]}'; expected one of: {', '.join(sorted(known))}"}
+        for i, item in enumerate(leads) for key in (item.lead.model_extra or {}) if key not in known
+    ]
+    if errors:
+        raise RequestValidationError(errors)
+
+
+@bentoml.service(
+    name="leadscore",
+    # The deadline answers with the rules long before this; it only bounds a stuck worker.
+    traffic={"timeout": 120},
+    workers=int(os.environ.get("LEADSCORE_WORKERS", "1")),
+    # BentoML's access log would print lead ids in paths; the gate logs pseudonymised lines instead.
+    logging={"access": {"enabled": False}},
+)
+@bentoml.asgi_app(app, path="/")
 class LeadScoring:
-    """Loads the champion once; every request is scored by it or, when it cannot, by the rules."""
+    """Loads the champion once; every request is answered by it or, when it cannot, by the rules."""
 
     def __init__(self) -> None:
-        settings = get_settings()
-        params = load_params(settings.params_path)
-        self.rules = rule_scorer(params.features, settings)
-        self.scorer, self.fallback_reason = primary_scorer(params.features, settings)
-        if self.fallback_reason:
-            log.warning("serving with the SLA rules: %s", self.fallback_reason)
-        else:
-            log.info("serving model version %s", self.scorer.version)
-
-    @bentoml.api(route="/reload")
-    def reload(self) -> dict:
-        """Load the registry's current champion (after `leadscore promote` or `rollback`) without a restart.
-
-        The new scorer replaces the old one only once it has loaded; if it cannot be loaded, the
-        service keeps answering with what it had and says why."""
-        settings = get_settings()
-        params = load_params(settings.params_path)
-        before = self.scorer.version
-        scorer, why = primary_scorer(params.features, settings)
-        if why and self.scorer is not self.rules:
-            log.warning("reload kept model version %s: %s", before, why)
-            return {"scorer": self.scorer.name, "model_version": before, "changed": False, "reason": why}
-        self.scorer, self.fallback_reason = scorer, why
-        log.info("reload: %s → %s", before, scorer.version)
-        return {"scorer": scorer.name, "model_version": scorer.version, "changed": scorer.version != before,
-                "reason": why}
+        global _core
+        configure_logging()
+        mlflow_fails_fast()
+        self.core = ScoringCore(get_settings())
+        _core = self.core
 
     def __is_ready__(self) -> bool:
-        return self.scorer is not None and self.rules is not None
+        return self.core.ready
 
-    @bentoml.api(route="/score")
-    def score(
-        self,
-        leads: list[LeadRequest] = Field(
-            min_length=1, max_length=1000, examples=[[{"lead": EXAMPLE_LEAD, "activities": [EXAMPLE_ACTIVITY]}]],
-            description="1 to 1,000 leads, each with its activity log.",
-        ),
-        as_of: datetime | None = Field(None, description="Score as of this moment (ISO 8601); default now."),
-        top_k: int = Field(3, ge=0, le=20, description="How many positive and how many negative reasons per lead."),
-        language: Literal["en", "de"] = Field("en", description="Language of reasons and recommendation."),
-        what_if: bool = Field(False, description="For leads below the sales threshold, the fewest actions that would "
-                              "lift them over it (model only; ~20 ms per lead)."),
-    ) -> list[ScoreOut]:
-        """Probability, 1–99 score, grade A–D, reasons, fit × interest and recommendation per lead, in request order."""
-        ids = [r.lead.lead_id for r in leads]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise InvalidArgument(f"leads: lead_id {dup!r} appears more than once; expected unique ids")
-        moment = request_as_of(as_of)
+    @app.post("/score", response_model=list[ScoreOut], responses=ERRORS)
+    async def score(self, body: ScoreRequest) -> list[ScoreOut]:
+        """Probability, 1–99 score, grade A–D, reasons, fit × interest, recommendation, trend and
+        warnings per lead, in request order. A lead with ``do_not_profile`` is not scored."""
+        _reject_unknown_fields(self.core, body.leads, ("body", "leads"))
+        return [s.out for s in await self.core.score(body)]
+
+    @app.post("/reload", responses=ERRORS)
+    def reload(self) -> dict:
+        """Load the registry's current champion (after `leadscore promote` or `rollback`) without a
+        restart; if it cannot be loaded, the service keeps what it had and says why."""
+        return self.core.reload()
+
+    @app.get("/metadata", response_model=MetadataOut, responses=ERRORS)
+    def metadata(self) -> MetadataOut:
+        """What answers: model version and origin, its inputs, thresholds and training window."""
+        core, model = self.core, self.core.model
+        info = model.info if model else {}
+        return MetadataOut(
+            scorer="model" if model else "rules",
+            model_version=model.version if model else None,
+            model_origin=model.origin if model else None,
+            model_sha256=model.digest if model else None,
+            fallback_reason=core.fallback_reason,
+            features=[{"name": f.name, "group": f.group, "kind": f.kind} for f in (model or core.rules).spec.features],
+            thresholds={**model.grades, "sales_ready": model.sales_ready} if model else
+            {"grades_points": core.rules.config.grades.model_dump(), "sql_points": core.rules.config.thresholds.sql},
+            training_window={k: info[k] for k in ("train_period", "calibration_period", "test_start", "data_end",
+                                                  "train_rows", "won_deals", "leads") if k in info},
+            rules_version=core.rules.version,
+            deadline_ms=core.settings.deadline_ms,
+            ledger=core.ledger.describe(),
+        )
+
+    @app.get("/leads/{lead_id}/history", response_model=HistoryOut, responses={**ERRORS, 404: {"description": "No scores."}})
+    def history(self, lead_id: str = LeadId, limit: int = Query(100, ge=1, le=1000),
+                lang: Literal["en", "de"] = Lang) -> HistoryOut:
+        """The lead's served scores, oldest first, and why the last one differs from the one before."""
+        entries = self._entries(lead_id, limit)
+        change = self._change(entries[-2], entries[-1], lang) if len(entries) >= 2 else None
+        return HistoryOut(lead_id=lead_id, entries=[_entry_out(e) for e in entries], change=change)
+
+    @app.get("/leads/{lead_id}/change", response_model=ChangeOut, responses={**ERRORS, 404: {"description": "No such scores."}})
+    def change(self, lead_id: str = LeadId, from_id: int | None = Query(None, ge=1), to_id: int | None = Query(None, ge=1),
+               lang: Literal["en", "de"] = Lang) -> ChangeOut:
+        """Why two of the lead's scores differ (default: the last two): what moved because the
+        lead's data changed, and what moved because the model version changed."""
+        entries = self._entries(lead_id, 1000)
+        by_id = {e.id: e for e in entries}
+        old = by_id.get(from_id) if from_id else (entries[-2] if len(entries) >= 2 else None)
+        new = by_id.get(to_id) if to_id else entries[-1]
+        if old is None or new is None:
+            raise HTTPException(404, f"lead {lead_id!r}: expected two recorded scores"
+                                f"{' with ids ' + str(from_id) + ', ' + str(to_id) if from_id or to_id else ''}, found {len(entries)}")
+        return self._change(old, new, lang)
+
+    @app.post("/leads/{lead_id}/card-link", response_model=CardLinkOut, responses=ERRORS)
+    def card_link(self, lead_id: str = LeadId, lang: Literal["en", "de"] = Lang) -> CardLinkOut:
+        """A signed, expiring URL of the lead card for an iframe (an iframe cannot send the key)."""
+        expires = int(time.time()) + self.core.settings.card_link_ttl_s
+        url = card_link(self.core.secret, f"/leads/{quote_id(lead_id)}/card", expires) + f"&lang={lang}"
+        return CardLinkOut(url=url, expires_at=datetime.fromtimestamp(expires, timezone.utc).replace(tzinfo=None))
+
+    @app.get("/leads/{lead_id}/card", response_class=HTMLResponse, responses=ERRORS)
+    def card(self, lead_id: str = LeadId, lang: Literal["en", "de"] = Lang) -> HTMLResponse:
+        """The lead card: score, grade, fit × interest, reasons, trend and what would change it (HTML)."""
+        from serving.cards import card_from_history, no_score_page
+
+        entries = self._entries(lead_id, 100, missing_ok=True)
+        if not entries:
+            return _html(no_score_page(lead_id, lang), 404, self.core)
+        return _html(card_from_history(self.core, lead_id, entries, lang), 200, self.core)
+
+    @app.get("/card", response_class=HTMLResponse, responses=ERRORS)
+    def card_form(self, lang: Literal["en", "de"] = Lang) -> HTMLResponse:
+        """A form to paste a lead (the API's lead JSON) and see its card."""
+        from serving.card import render_form
+
+        return _html(render_form("/card", lang), 200, self.core)
+
+    @app.post("/card", response_class=HTMLResponse, responses=ERRORS)
+    async def card_for_lead(self, body: CardRequest) -> HTMLResponse:
+        """Score a pasted lead (recorded like any score) and return its card."""
+        from serving.cards import card_from_scored
+
+        _reject_unknown_fields(self.core, [body], ("body",))
+        request = ScoreRequest(leads=[body], language=body.language, what_if=True)
+        scored = (await self.core.score(request))[0]
+        entries = self._entries(body.lead.lead_id, 100, missing_ok=True)
+        return _html(card_from_scored(scored, entries, body.language), 200, self.core)
+
+    # --- helpers
+
+    def _entries(self, lead_id: str, limit: int, missing_ok: bool = False):
+        from serving.ledger import LedgerError
+
         try:
-            tables = request_tables(leads, moment)
-        except ValueError as exc:
-            raise InvalidArgument(str(exc)) from None
-        why = self.fallback_reason
-        try:
-            results = score_leads(self.scorer, *tables, top_k=top_k, lang=language, what_if=what_if)
-        except Exception as exc:  # the model failing on a request must not fail the request
-            if self.scorer is self.rules:
-                raise
-            why = f"model failed on this request: {type(exc).__name__}"
-            log.warning("model failed, rules answer: %s", type(exc).__name__)
-            results = score_leads(self.rules, *tables, top_k=top_k, lang=language)
-        return [_out(r, why) for r in results]
+            entries = self.core.history(lead_id, limit)
+        except LedgerError as exc:
+            raise HTTPException(503, f"the score ledger is unavailable: {str(exc)[:200]}", headers={"Retry-After": "5"}) from None
+        if not entries and not missing_ok:
+            raise HTTPException(404, f"lead {lead_id[:60]!r}: no recorded scores")
+        return entries
+
+    def _change(self, old, new, lang: str) -> ChangeOut:
+        from models.change import explain_change
+
+        found = explain_change(dataclasses.asdict(old), dataclasses.asdict(new), self.core.model_for, lang=lang)
+        return ChangeOut(from_id=old.id, to_id=new.id, **{
+            k: v for k, v in dataclasses.asdict(found).items() if k in ChangeOut.model_fields})
+
+
+def _entry_out(e) -> HistoryEntryOut:
+    return HistoryEntryOut(**{k: v for k, v in dataclasses.asdict(e).items() if k in HistoryEntryOut.model_fields})
+
+
+def _html(page: str, status: int, core: ScoringCore) -> HTMLResponse:
+    # The card is made to sit in a CRM's iframe: only the configured CRM origins may frame it.
+    return HTMLResponse(page, status_code=status, headers={
+        "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+                                   f"connect-src 'self'; img-src data:; frame-ancestors {core.settings.card_frame_ancestors}",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+    })

@@ -17,6 +17,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_LEADS = 2500
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI: spinning OpenMP threads stall a busy 2-core machine
+# The API's secrets, made up per test session (never a user's .env: the environment wins over it).
+API_KEY = "test-key-" + os.urandom(8).hex()
+os.environ["LEADSCORE_API_KEYS"] = f"rotated-out-{os.urandom(4).hex()},{API_KEY}"
+os.environ["LEADSCORE_PSEUDONYM_KEY"] = os.urandom(16).hex()
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +41,12 @@ def demo_dir(tmp_path_factory) -> Path:
 def tracking(tmp_path_factory):
     """A private MLflow store for the whole session (environment restored afterwards)."""
     store = tmp_path_factory.mktemp("mlflow")
-    keys = ("MLFLOW_TRACKING_URI", "LEADSCORE_CACHE_DIR", "LEADSCORE_PARAMS_PATH")
+    keys = ("MLFLOW_TRACKING_URI", "LEADSCORE_CACHE_DIR", "LEADSCORE_PARAMS_PATH", "LEADSCORE_LEDGER_URL")
     saved = {k: os.environ.get(k) for k in keys}
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
     os.environ["LEADSCORE_CACHE_DIR"] = str(store / "cache")
     os.environ["LEADSCORE_PARAMS_PATH"] = str(ROOT / "params.yaml")
+    os.environ["LEADSCORE_LEDGER_URL"] = f"sqlite:///{store / 'ledger.db'}"
     old_cwd = os.getcwd()
     os.chdir(store)  # MLflow puts run artifacts beside the working directory
     yield store

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from leadscore.params import Params
 from leadscore.settings import Settings, get_settings
-from models.lgbm import LeadModel
-from models.registry import ARTIFACT, use_tracking
+from models.lgbm import LeadModel, folder_digest
+from models.registry import ARTIFACT, DIGEST_TAG, use_tracking
 
 EXPERIMENT = "leadscore"
 
@@ -146,6 +146,8 @@ def register_model(
             Path(card_file).parent.mkdir(parents=True, exist_ok=True)
             Path(card_file).write_text(card)
     client = mlflow.MlflowClient()
+    # Serving verifies every download and cached copy against this before it trusts the files.
+    client.set_model_version_tag(name, version, DIGEST_TAG, folder_digest(model_dir))
     client.set_registered_model_alias(name, params.registry.challenger_alias, version)
     return {"tracking_uri": uri, "run_id": run_id, "model_name": name, "version": version,
             "alias": params.registry.challenger_alias,

@@ -1,6 +1,8 @@
-"""The BentoML service in process: the contract, parity with batch scoring, fallback, bad input."""
+"""The API in process: the contract, parity with batch scoring, keys, strict input, ledger, card."""
 
-import os
+import json
+import logging
+import time
 
 import numpy as np
 import pandas as pd
@@ -11,18 +13,17 @@ from typer.testing import CliRunner
 from features.contract import read_export
 from features.snapshots import scoring_snapshots
 from leadscore.cli import app as cli
-from models.registry import use_tracking
+from tests.conftest import API_KEY
 
-
-def _client():
-    from serving.service import LeadScoring
-
-    return TestClient(LeadScoring.to_asgi())
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture(scope="module")
 def client(trained):
-    with _client() as c:
+    # One ASGI app per process: BentoML registers its metrics once.
+    from serving.service import LeadScoring
+
+    with TestClient(LeadScoring.to_asgi(), headers=AUTH) as c:
         yield c
 
 
@@ -43,20 +44,40 @@ def request_for(export, lead_ids, as_of) -> dict:
     return {"leads": body, "as_of": as_of.isoformat()}
 
 
-def test_health_endpoints(client):
-    assert client.get("/livez").status_code == 200
-    assert client.get("/readyz").status_code == 200
+def _body(demo_dir, n=3, days_before_end=30, skip=0):
+    export = read_export(demo_dir)
+    as_of = export.data_end - pd.Timedelta(days=days_before_end)
+    ids = scoring_snapshots(export, as_of)["lead_id"].iloc[skip:skip + n].tolist()
+    return export, as_of, ids, request_for(export, ids, as_of)
+
+
+def test_health_is_open_and_everything_else_needs_a_key(client):
+    anonymous = {"Authorization": ""}
+    assert client.get("/livez", headers=anonymous).status_code == 200
+    assert client.get("/readyz", headers=anonymous).status_code == 200
+    for method, path in [("post", "/score"), ("get", "/metadata"), ("get", "/leads/L1/history"), ("post", "/reload"),
+                         ("get", "/leads/L1/card"), ("get", "/card")]:
+        resp = getattr(client, method)(path, headers=anonymous)
+        assert resp.status_code == 401 and resp.headers["www-authenticate"] == "Bearer", (path, resp.text)
+    assert client.get("/metadata", headers={"Authorization": "Bearer wrong-key"}).status_code == 401
+    assert client.get("/metadata", headers={"Authorization": f"Basic {API_KEY}"}).status_code == 401
+
+
+def test_every_configured_key_works(client):
+    import os
+
+    for key in os.environ["LEADSCORE_API_KEYS"].split(","):
+        assert client.get("/metadata", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
 
 def test_score_contract(client, demo_dir, trained):
-    export = read_export(demo_dir)
-    as_of = export.data_end - pd.Timedelta(days=30)
-    ids = scoring_snapshots(export, as_of)["lead_id"].head(5).tolist()
-    resp = client.post("/score", json=request_for(export, ids, as_of))
+    _, _, ids, body = _body(demo_dir, 5)
+    resp = client.post("/score", json=body)
     assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert [r["lead_id"] for r in body] == ids  # in request order
-    for r in body:
+    out = resp.json()
+    assert [r["lead_id"] for r in out] == ids  # in request order
+    for r in out:
+        assert r["status"] == "scored" and r["not_scored_reason"] is None
         assert 0 < r["probability"] < 1 and 1 <= r["score"] <= 99 and r["grade"] in "ABCD"
         assert r["scorer"] == "model" and r["model_version"] == trained["registered"]["version"]
         assert r["fallback_reason"] is None
@@ -68,24 +89,22 @@ def test_score_contract(client, demo_dir, trained):
         assert r["fit_grade"] in "ABCD" and 1 <= r["interest_level"] <= 4
         assert r["matrix_cell"] == f"{r['fit_grade']}{r['interest_level']}"
         assert r["recommendation"] in ("hand_to_sales", "keep_nurturing", "nurture_as_recommender", "no_further_attention")
+        assert r["warnings"] == []
 
 
-def test_language_and_what_if_per_request(client, demo_dir, trained):
-    export = read_export(demo_dir)
-    as_of = export.data_end - pd.Timedelta(days=30)
-    ids = scoring_snapshots(export, as_of)["lead_id"].head(8).tolist()
-    body = request_for(export, ids, as_of)
+def test_language_top_k_and_what_if_per_request(client, demo_dir, trained):
+    _, _, ids, body = _body(demo_dir, 8)
     en = client.post("/score", json=body).json()
-    de = client.post("/score", json={**body, "language": "de", "what_if": True}).json()
+    de = client.post("/score", json={**body, "language": "de", "what_if": True, "top_k": 1}).json()
     for a, b in zip(en, de):
-        assert a["probability"] == b["probability"] and [x["effect"] for x in a["reasons"]] == [x["effect"] for x in b["reasons"]]
+        assert a["probability"] == b["probability"] and len(b["reasons"]) <= 2
         assert a["recommendation"] == b["recommendation"] and a["recommendation_text"] != b["recommendation_text"]
         assert a["what_if"] is None  # only when asked
         assert (b["what_if"] is None) or (b["what_if"]["probability"] >= trained["model"].sales_ready > b["probability"])
     german = " ".join(x["text"] for r in de for x in r["reasons"])
     assert any(word in german for word in ("Tage", "Lead", "Unternehmensgröße", "Hierarchieebene", "Branche"))
     bad = client.post("/score", json={**body, "language": "fr"})
-    assert bad.status_code == 400 and "language" in bad.text
+    assert bad.status_code == 422 and "language" in bad.text
 
 
 def test_api_equals_batch_scoring(client, demo_dir, tmp_path):
@@ -106,79 +125,254 @@ def test_api_equals_batch_scoring(client, demo_dir, tmp_path):
     assert (api["grade"] == batch.loc[ids, "grade"]).all()
 
 
+def test_live_rules_equal_batch_rules(trained, demo_dir, params):
+    """The fallback's live path (online features) gives the batch rules' points, grades and reasons."""
+    from models.base import score_leads
+    from models.policy import rule_scorer
+    from features.online import OnlineFeatures
+    from serving import live
+    from serving.schemas import ScoreRequest
+
+    export, as_of, ids, body = _body(demo_dir, 80, days_before_end=20)
+    rules = rule_scorer(params.features)
+    request = ScoreRequest.model_validate(body)
+    leads = [live.inputs(x) for x in request.leads]
+    online, _ = live.score_rules(rules, OnlineFeatures(rules.spec), leads, live.micros(request.as_of), 3, "en")
+    snaps = pd.DataFrame({"lead_id": ids, "as_of": [as_of] * len(ids)}).astype({"as_of": "datetime64[ns]"})
+    batch = score_leads(rules, snaps, export.leads, export.activities)
+    for a, b in zip(online, batch):
+        assert (a.lead_id, a.score, a.grade, a.sales_ready) == (b.lead_id, b.score, b.grade, b.sales_ready)
+        assert a.probability == pytest.approx(b.probability, abs=1e-12)
+        assert [r.text for r in a.reasons] == [r.text for r in b.reasons]
+
+
 def test_activities_after_as_of_are_ignored(client, demo_dir):
-    export = read_export(demo_dir)
-    as_of = export.data_end - pd.Timedelta(days=30)
-    ids = scoring_snapshots(export, as_of)["lead_id"].head(1).tolist()
-    body = request_for(export, ids, as_of)
+    _, as_of, _, body = _body(demo_dir, 1)
     first = client.post("/score", json=body).json()[0]["probability"]
     body["leads"][0]["activities"].append({"occurred_at": as_of.isoformat(), "activity_type": "demo_request"})
     body["leads"][0]["activities"].append({"occurred_at": (as_of + pd.Timedelta(days=1)).isoformat(), "activity_type": "trial_signup"})
     assert client.post("/score", json=body).json()[0]["probability"] == first
 
 
+def _lead(**extra):
+    return {"leads": [{"lead": {"lead_id": "X1", "created_at": "2025-01-01T00:00:00", **extra}, "activities": []}]}
+
+
 @pytest.mark.parametrize(
     "mutate, field",
     [
         (lambda b: b["leads"][0]["lead"].pop("lead_id"), "lead_id"),
+        (lambda b: b["leads"][0]["lead"].update(lead_id="   "), "lead_id"),
         (lambda b: b["leads"][0]["lead"].update(created_at="not a date"), "created_at"),
+        (lambda b: b["leads"][0]["lead"].update(created_at="2025-02-30T00:00:00"), "created_at"),
+        (lambda b: b["leads"][0]["lead"].update(created_at="3025-01-01T00:00:00"), "created_at"),
         (lambda b: b["leads"][0]["lead"].update(employees=-5), "employees"),
+        (lambda b: b["leads"][0]["lead"].update(employees=1e300), "employees"),
+        (lambda b: b["leads"][0]["lead"].update(annual_revenue=10**400), "annual_revenue"),
+        (lambda b: b["leads"][0]["lead"].update(budget_confirmed=10**20), "budget_confirmed"),
+        (lambda b: b["leads"][0]["lead"].update(crm_system={"nested": 1}), "crm_system"),
+        (lambda b: b["leads"][0]["lead"].update(shoe_size=44), "shoe_size"),
         (lambda b: b["leads"][0]["activities"].append({"occurred_at": "2025-01-01T00:00:00"}), "activity_type"),
+        (lambda b: b["leads"][0]["activities"].append({"occurred_at": "yesterday", "activity_type": "x"}), "occurred_at"),
+        (lambda b: b["leads"][0]["activities"].append({"occurred_at": "2025-01-01", "activity_type": "x", "pickle": 1}), "pickle"),
         (lambda b: b.update(leads=[]), "leads"),
-        (lambda b: b["leads"].append(dict(b["leads"][0])), "lead_id"),
+        (lambda b: b.update(top_k=-1), "top_k"),
+        (lambda b: b.update(colour="red"), "colour"),
+        (lambda b: b["leads"].append(json.loads(json.dumps(b["leads"][0]))), "lead_id"),
     ],
 )
-def test_bad_input_is_a_4xx_naming_the_field(client, mutate, field):
-    body = {"leads": [{"lead": {"lead_id": "X1", "created_at": "2025-01-01T00:00:00"}, "activities": []}]}
+def test_bad_input_is_a_422_naming_the_field(client, mutate, field):
+    body = _lead()
     mutate(body)
-    resp = client.post("/score", json=body)
-    assert 400 <= resp.status_code < 500, resp.text
+    resp = client.post("/score", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert resp.status_code == 422, resp.text
     assert field in resp.text
 
 
-def test_rules_answer_when_the_registry_has_no_model(trained, tmp_path, demo_dir):
-    # A second ASGI app in one process would register BentoML's metrics twice, so the
-    # service object is called directly here; the HTTP path is covered above.
-    from serving.schemas import LeadRequest
-    from serving.service import LeadScoring
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("field", ["employees", "budget_confirmed"])
+def test_nan_and_infinity_literals_are_422(client, literal, field):
+    raw = json.dumps(_lead(**{field: 0})).replace(f'"{field}": 0', f'"{field}": {literal}')
+    resp = client.post("/score", content=raw, headers={"content-type": "application/json"})
+    assert resp.status_code == 422 and field in resp.text, resp.text
 
-    saved = os.environ["MLFLOW_TRACKING_URI"]
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'empty.db'}"
+
+def test_wrong_content_type_is_415_and_big_body_is_413(client):
+    body = json.dumps(_lead())
+    for kind in ("application/octet-stream", "application/python-pickle", "multipart/form-data; boundary=x", "text/plain"):
+        resp = client.post("/score", content=body, headers={"content-type": kind})
+        assert resp.status_code == 415 and "application/json" in resp.text, (kind, resp.text)
+    huge = json.dumps({"leads": [{"lead": {"lead_id": "X", "created_at": "2025-01-01", "industry": "x" * 11_000_000}}]})
+    resp = client.post("/score", content=huge, headers={"content-type": "application/json"})
+    assert resp.status_code == 413, resp.text[:200]
+
+
+def test_streamed_body_over_the_cap_is_413():
+    """Without Content-Length the gate counts bytes as they arrive."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from serving.security import Gate
+
+    async def echo(request):
+        return JSONResponse({"n": len(await request.body())})
+
+    app = Gate(Starlette(routes=[Route("/x", echo, methods=["POST"])]), keys=lambda: ["k"], secret=lambda: b"s",
+               max_bytes=lambda: 1000, max_in_flight=lambda: 5)
+    with TestClient(app, headers={"Authorization": "Bearer k", "content-type": "application/json"}) as c:
+        assert c.post("/x", content=(b"x" for _ in range(10))).json() == {"n": 10}
+        assert c.post("/x", content=(b"x" * 100 for _ in range(20))).status_code == 413
+
+
+def test_over_capacity_is_503_with_retry_after():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from serving.security import Gate
+
+    gate = Gate(Starlette(routes=[Route("/x", lambda r: PlainTextResponse("ok"))]), keys=lambda: ["k"],
+                secret=lambda: b"s", max_bytes=lambda: 1000, max_in_flight=lambda: 2)
+    with TestClient(gate, headers={"Authorization": "Bearer k"}) as c:
+        assert c.get("/x").status_code == 200
+        gate.in_flight = 2  # two requests already being served
+        resp = c.get("/x")
+        assert resp.status_code == 503 and resp.headers["retry-after"] == "1" and "capacity" in resp.text
+
+
+def test_unknown_categories_and_activity_types_are_warnings(client, demo_dir):
+    _, as_of, _, body = _body(demo_dir, 1)
+    lead = body["leads"][0]
+    lead["lead"]["industry"] = "underwater basket weaving"
+    lead["activities"].append({"occurred_at": (as_of - pd.Timedelta(days=2)).isoformat(), "activity_type": "Hologram_Call"})
+    resp = client.post("/score", json=body)
+    assert resp.status_code == 200, resp.text
+    warnings = resp.json()[0]["warnings"]
+    assert any("industry" in w and "underwater basket weaving" in w for w in warnings), warnings
+    assert any("hologram_call" in w and "1×" in w for w in warnings), warnings
+
+
+def test_do_not_profile_is_not_scored_and_not_recorded(client, demo_dir, tmp_path):
+    _, _, ids, body = _body(demo_dir, 2, skip=40)
+    body["leads"][0]["lead"]["do_not_profile"] = True
+    out = client.post("/score", json={**body, "language": "de"}).json()
+    assert out[0]["status"] == "not_scored" and "Profiling" in out[0]["not_scored_reason"]
+    assert out[0]["score"] is None and out[0]["probability"] is None and out[0]["reasons"] == []
+    assert out[1]["status"] == "scored" and out[1]["score"] is not None
+    assert client.get(f"/leads/{ids[0]}/history").status_code == 404
+    assert client.get(f"/leads/{ids[1]}/history").status_code == 200
+
+
+def test_scores_are_recorded_with_trend_history_and_change(client, demo_dir, trained):
+    from serving.ledger import Ledger
+
+    export, as_of, _, body = _body(demo_dir, 1, days_before_end=60, skip=7)
+    ids = ["TREND-1"]  # a lead no other test scores
+    body["leads"][0]["lead"]["lead_id"] = ids[0]
+    first = client.post("/score", json=body).json()[0]
+    assert first["previous_score"] is None and first["trend"] is None
+    # Later, the lead did a lot: score again at a later as_of with new activities.
+    later = as_of + pd.Timedelta(days=10)
+    acts = body["leads"][0]["activities"]
+    acts += [{"occurred_at": (later - pd.Timedelta(hours=h)).isoformat(), "activity_type": t, "channel": "web"}
+             for h, t in [(5, "pricing_page_view"), (4, "demo_request"), (3, "pricing_page_view"), (2, "webinar_attended")]]
+    second = client.post("/score", json={**body, "as_of": later.isoformat()}).json()[0]
+    assert second["previous_score"] == first["score"]
+    assert second["score_change"] == second["score"] - first["score"]
+    assert second["trend"] == ("improving" if second["score_change"] >= 3 else "declining" if second["score_change"] <= -3 else "steady")
+    history = client.get(f"/leads/{ids[0]}/history").json()
+    assert [e["score"] for e in history["entries"]][-2:] == [first["score"], second["score"]]
+    change = history["change"]
+    assert change["decomposed"] and change["model_change"] == 0 and change["data_change"] == change["total"]
+    assert change["total"] == second["score"] - first["score"]
+    assert change["data_drivers"] and change["text"]
+    via_route = client.get(f"/leads/{ids[0]}/change", params={"lang": "de"}).json()
+    assert via_route["total"] == change["total"] and via_route["text"] != change["text"]
+    # The ledger holds the pseudonym, never the id.
+    import os
+
+    ledger = Ledger(os.environ["LEADSCORE_LEDGER_URL"])
+    with ledger._engine.connect() as conn:
+        from sqlalchemy import text
+
+        rows = [dict(r._mapping) for r in conn.execute(text("select * from score_ledger"))]
+    assert rows and not any(ids[0] in json.dumps(r, default=str) for r in rows)
+    assert not any("@" in json.dumps(r, default=str) for r in rows)  # no e-mail address either
+    assert client.get("/leads/NOBODY/history").status_code == 404
+
+
+def test_card_link_opens_the_card_without_a_key_until_it_expires(client, demo_dir):
+    _, _, ids, body = _body(demo_dir, 1, skip=3)
+    client.post("/score", json=body)
+    link = client.post(f"/leads/{ids[0]}/card-link", params={"lang": "de"}).json()
+    anonymous = {"Authorization": ""}
+    page = client.get(link["url"], headers=anonymous)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors" in page.headers["content-security-policy"] and ids[0] in page.text
+    assert client.get(link["url"].replace("sig=", "sig=x"), headers=anonymous).status_code == 401
+    other = link["url"].replace(ids[0], "L999999")
+    assert client.get(other, headers=anonymous).status_code == 401  # a link opens one lead only
+    from serving.security import card_link
+
+    expired = card_link(b"anything", f"/leads/{ids[0]}/card", int(time.time()) - 1)
+    assert client.get(expired, headers=anonymous).status_code == 401
+
+
+def test_card_form_and_pasted_lead(client, demo_dir):
+    _, _, ids, body = _body(demo_dir, 1, skip=11)
+    form = client.get("/card", params={"lang": "de"})
+    assert form.status_code == 200 and "<textarea" in form.text
+    card = client.post("/card", json={**body["leads"][0], "language": "en"})
+    assert card.status_code == 200 and "<svg" in card.text and ids[0] in card.text
+    bad = client.post("/card", json={"lead": {"lead_id": "X"}, "activities": []})
+    assert bad.status_code == 422 and "created_at" in bad.text
+
+
+def test_metadata_names_model_features_thresholds_and_window(client, trained):
+    meta = client.get("/metadata").json()
+    model = trained["model"]
+    assert meta["scorer"] == "model" and meta["model_version"] == trained["registered"]["version"]
+    assert meta["model_origin"] == "registry" and len(meta["model_sha256"]) == 64
+    assert [f["name"] for f in meta["features"]] == model.spec.names
+    assert meta["thresholds"]["sales_ready"] == pytest.approx(model.sales_ready)
+    assert meta["training_window"]["train_period"] == model.info["train_period"]
+
+
+def test_logs_are_json_without_ids_emails_or_keys(client, demo_dir, caplog):
+    _, _, ids, body = _body(demo_dir, 3, skip=20)
+    emails = [x["lead"].get("email") for x in body["leads"] if x["lead"].get("email")]
+    logger = logging.getLogger("leadscore.serving")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = Keep()
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
     try:
-        service = LeadScoring()
+        client.post("/score", json=body)
+        client.get(f"/leads/{ids[0]}/history")
+        client.get(f"/leads/{ids[0]}/card")
+        client.post("/score", json={"leads": []}, headers={"Authorization": "Bearer not-a-key"})
     finally:
-        os.environ["MLFLOW_TRACKING_URI"] = saved
-        use_tracking()  # MLflow keeps the last URI globally
-    assert service.__is_ready__()
-    export = read_export(demo_dir)
-    as_of = export.data_end
-    ids = scoring_snapshots(export, as_of)["lead_id"].head(3).tolist()
-    body = request_for(export, ids, as_of)
-    results = service.score(leads=[LeadRequest.model_validate(x) for x in body["leads"]], as_of=as_of.to_pydatetime())
-    assert [r.lead_id for r in results] == ids
-    for r in results:
-        assert r.scorer == "rules" and r.model_version == "rules:1"
-        assert "lead-scoring@champion" in r.fallback_reason
-        assert r.reasons and all("points" in x.text for x in r.reasons)
+        logger.removeHandler(handler)
+    assert len(records) >= 4
+    text = "\n".join(records)
+    for line in records:
+        json.loads(line)
+    assert emails and not any(e in text for e in emails)
+    assert not any(i in text for i in ids) and API_KEY not in text and "not-a-key" not in text
+    assert "/leads/~" in text  # the path is logged with the pseudonym
 
 
-def test_reload_picks_up_a_new_champion_and_keeps_the_model_if_it_cannot(trained, tmp_path):
-    from serving.service import LeadScoring
-
-    saved = os.environ["MLFLOW_TRACKING_URI"]
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'empty.db'}"
-    try:
-        service = LeadScoring()
-        assert service.scorer.name == "rules"
-        os.environ["MLFLOW_TRACKING_URI"] = saved  # the champion appears (promoted elsewhere)
-        answer = service.reload()
-        assert answer["changed"] and answer["scorer"] == "model"
-        assert answer["model_version"] == trained["promotion"]["champion_after"]
-        assert service.scorer.name == "model" and service.fallback_reason is None
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'empty.db'}"  # registry loses it
-        kept = service.reload()
-        assert not kept["changed"] and kept["model_version"] == answer["model_version"] and "champion" in kept["reason"]
-        assert service.scorer.name == "model"
-    finally:
-        os.environ["MLFLOW_TRACKING_URI"] = saved
-        use_tracking()  # MLflow keeps the last URI globally
+def test_openapi_lists_routes_with_examples_and_the_bearer_scheme(client):
+    spec = client.get("/docs.json").json()
+    for path in ("/score", "/metadata", "/leads/{lead_id}/history", "/leads/{lead_id}/card", "/card"):
+        assert path in spec["paths"], path
+    assert "HTTPBearer" in json.dumps(spec["components"].get("securitySchemes", {}))
+    assert "examples" in json.dumps(spec["components"]["schemas"]["ScoreRequest"])

@@ -1,0 +1,89 @@
+"""The lead card's data: from the ledger (``GET /leads/{id}/card``) or a freshly scored lead (``POST /card``).
+
+Reasons are phrased again in the card's language from the recorded feature values by the very
+scorer version that gave the score (the model's exact SHAP values, or the rules' points), so a
+German rep sees German reasons for a score first served in English. When that version cannot be
+loaded any more, the recorded sentences are shown as they were served.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from models.base import LeadScore
+from models.change import encode_raw
+from serving.card import CardData, CardReason, render_card
+from serving.core import Scored, ScoringCore
+from serving.ledger import LedgerEntry
+
+NO_SCORE = {"en": "No score recorded for this lead yet.", "de": "Für diesen Lead ist noch kein Score gespeichert."}
+
+
+def rephrase(core: ScoringCore, entry: LedgerEntry, lead_id: str, lang: str) -> LeadScore | None:
+    """The entry's score re-explained in ``lang`` by the scorer version that gave it (None if gone)."""
+    try:
+        if entry.scorer == "model":
+            model = core.model_for(entry.model_version)
+            if model is None:
+                return None
+            contrib = model.contributions(encode_raw([entry.features], model.spec))
+            return model._results(contrib, [entry.features], [lead_id], 3, lang)[0]
+        if entry.model_version == core.rules.version:
+            frame = pd.DataFrame([entry.features], columns=core.rules.spec.names)
+            return core.rules.score_frame(frame, [lead_id], top_k=3, lang=lang)[0]
+    except Exception:  # noqa: BLE001 — fall back to the sentences as served
+        return None
+    return None
+
+
+def card_from_history(core: ScoringCore, lead_id: str, entries: list[LedgerEntry], lang: str) -> str:
+    """The card of the lead's latest recorded score, with the trend over its history."""
+    last = entries[-1]
+    again = rephrase(core, last, lead_id, lang)
+    if again is not None:
+        reasons = [CardReason(r.text, r.effect, r.group) for r in again.reasons]
+        recommendation = again.matrix.recommendation_text if again.matrix else None
+    else:
+        reasons = [CardReason(r["text"], r["effect"], r.get("group")) for r in last.reasons]
+        recommendation = None
+    sales_ready = bool(again.sales_ready) if again is not None else last.grade in ("A", "B")
+    data = CardData(
+        lead_id=lead_id, score=last.score, probability=last.probability, grade=last.grade, sales_ready=sales_ready,
+        fit_grade=last.fit_grade, interest_level=last.interest_level, matrix_cell=last.matrix_cell,
+        recommendation_text=recommendation, reasons=reasons,
+        history=[(e.scored_at, e.score) for e in entries],
+        score_change=last.score - entries[-2].score if len(entries) >= 2 else None,
+        what_if_text=None, what_if_score=None, scorer=last.scorer, model_version=last.model_version,
+        fallback_reason=None, as_of=last.as_of,
+    )
+    return render_card(data, lang)
+
+
+def card_from_scored(scored: Scored, entries: list[LedgerEntry], lang: str) -> str:
+    """The card of a lead scored just now (``entries`` already include this score when recorded)."""
+    out = scored.out
+    if out.status != "scored":
+        return render_card(_empty(out.lead_id, out.not_scored_reason), lang)
+    history = [(e.scored_at, e.score) for e in entries]
+    data = CardData(
+        lead_id=out.lead_id, score=out.score, probability=out.probability, grade=out.grade, sales_ready=out.sales_ready,
+        fit_grade=out.fit_grade, interest_level=out.interest_level, matrix_cell=out.matrix_cell,
+        recommendation_text=out.recommendation_text,
+        reasons=[CardReason(r.text, r.effect, r.group) for r in out.reasons],
+        history=history, score_change=out.score_change,
+        what_if_text=out.what_if.text if out.what_if else None, what_if_score=out.what_if.score if out.what_if else None,
+        scorer=out.scorer or "rules", model_version=out.model_version, fallback_reason=out.fallback_reason,
+        as_of=entries[-1].as_of if entries else None,
+    )
+    return render_card(data, lang)
+
+
+def no_score_page(lead_id: str, lang: str) -> str:
+    return render_card(_empty(lead_id, NO_SCORE.get(lang, NO_SCORE["en"])), lang)
+
+
+def _empty(lead_id: str, why: str | None) -> CardData:
+    return CardData(lead_id=lead_id, score=None, probability=None, grade=None, sales_ready=False, fit_grade=None,
+                    interest_level=None, matrix_cell=None, recommendation_text=None, reasons=[], history=[],
+                    score_change=None, what_if_text=None, what_if_score=None, scorer="model", model_version=None,
+                    fallback_reason=None, as_of=None, not_scored_reason=why)

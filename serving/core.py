@@ -1,0 +1,304 @@
+"""What the API does, without the web framework: score within a deadline, fall back, record, explain.
+
+``ScoringCore`` holds the champion (or nothing), the SLA rules, the ledger and the settings.
+Every request is answered: by the model when it loaded, passed its start-up check and answers
+within the deadline; by the rules otherwise, saying why. The ledger is best effort: when it is
+down, scores are still served and the loss is logged (and not retried for a few seconds, so a dead
+database costs one request its timeout, not every request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from features.online import OnlineFeatures
+from leadscore.params import load_params
+from leadscore.settings import Settings, get_settings
+from models.base import LeadScore
+from models.lgbm import LeadModel
+from models.policy import primary_scorer, rule_scorer
+from models.rules import RuleScorer
+from serving import live
+from serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym
+from serving.schemas import EXAMPLE_ACTIVITY, EXAMPLE_LEAD, TREND_POINTS, LeadRequest, ScoreOut, ScoreRequest
+
+log = logging.getLogger("leadscore.serving")
+
+LEDGER_RETRY_S = 5.0
+DO_NOT_PROFILE = {
+    "en": "not scored: the lead objected to profiling (do_not_profile)",
+    "de": "nicht bewertet: der Lead hat dem Profiling widersprochen (do_not_profile)",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def trend_of(change: int | None) -> str | None:
+    if change is None:
+        return None
+    return "improving" if change >= TREND_POINTS else "declining" if change <= -TREND_POINTS else "steady"
+
+
+def _finite(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+@dataclass
+class Scored:
+    """One answered lead: what the API returns and what the ledger keeps."""
+
+    out: ScoreOut
+    result: LeadScore | None = None
+    features: dict = field(default_factory=dict)
+
+
+class ScoringCore:
+    """The scorers, the ledger and the policy between them; one per worker process."""
+
+    def __init__(self, settings: Settings | None = None, model: LeadModel | None = None,
+                 fallback_reason: str | None = None) -> None:
+        self.settings = settings or get_settings()
+        params = load_params(self.settings.params_path)
+        self.rules: RuleScorer = rule_scorer(params.features, self.settings)
+        self.rules_online = OnlineFeatures(self.rules.spec)
+        if model is None and fallback_reason is None:
+            scorer, fallback_reason = primary_scorer(params.features, self.settings)
+            model = scorer if isinstance(scorer, LeadModel) else None
+        self.model: LeadModel | None = model
+        self.fallback_reason = fallback_reason
+        self.secret = self._secret()
+        self.ledger = Ledger(self.settings.ledger(), timeout_s=1.0)
+        self._ledger_down_until = 0.0
+        self._ledger_lost = 0
+        # The model runs on its own threads so that a slow or stuck model cannot block the rules.
+        self._model_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="model")
+        self._rules_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules")
+        self._lock = threading.Lock()
+        self.ready = False
+        self.verify()
+
+    # --- start-up
+
+    def _secret(self) -> bytes:
+        key = self.settings.pseudonym_key
+        if key is None or not key.get_secret_value().strip():
+            raise RuntimeError("LEADSCORE_PSEUDONYM_KEY is not set: lead ids in the ledger and logs are pseudonymised "
+                               "with it (run `leadscore keygen` for a demo key)")
+        return key.get_secret_value().strip().encode()
+
+    def verify(self) -> None:
+        """Score the schema's example lead with the rules and the model; a model that fails is dropped
+        (the rules answer, saying why). Ready once the rules pass."""
+        example = LeadRequest.model_validate({"lead": {**EXAMPLE_LEAD, "created_at": "2026-01-05T09:00:00"},
+                                              "activities": [{**EXAMPLE_ACTIVITY, "occurred_at": "2026-01-06T10:00:00"}]})
+        leads = [live.inputs(example)]
+        as_of = live.micros(datetime(2026, 2, 1))
+        results, _ = live.score_rules(self.rules, self.rules_online, leads, as_of, 3, "en")
+        _check(results[0], "rules")
+        if self.model is not None:
+            try:
+                results, _ = live.score_model(self.model, leads, as_of, 3, "en")
+                _check(results[0], "model")
+            except Exception as exc:  # noqa: BLE001 — any failure of the model means: rules
+                self.fallback_reason = f"model version {self.model.version} failed its start-up check: {exc}"[:300]
+                self.model = None
+        self.ready = True
+        if self.model is not None:
+            log.info("serving", extra={"scorer": "model", "model_version": self.model.version,
+                                       "origin": self.model.origin, "ledger": self.ledger.describe()})
+        else:
+            log.warning("serving", extra={"scorer": "rules", "rules_version": self.rules.version,
+                                          "reason": self.fallback_reason, "ledger": self.ledger.describe()})
+
+    def reload(self) -> dict:
+        """Load the registry's current champion; keep the current model if the new one cannot load."""
+        params = load_params(self.settings.params_path)
+        before = self.model.version if self.model else None
+        scorer, why = primary_scorer(params.features, self.settings)
+        if why and self.model is not None:
+            log.warning("reload kept the model", extra={"model_version": before, "reason": why})
+            return {"scorer": "model", "model_version": before, "changed": False, "reason": why}
+        fresh = ScoringCore.__new__(ScoringCore)  # verify the candidate before it answers anything
+        fresh.__dict__.update(self.__dict__)
+        fresh.model, fresh.fallback_reason = (scorer, None) if isinstance(scorer, LeadModel) else (None, why)
+        fresh.verify()
+        with self._lock:
+            self.model, self.fallback_reason = fresh.model, fresh.fallback_reason
+        after = self.model.version if self.model else None
+        log.info("reload", extra={"before": before, "after": after, "reason": self.fallback_reason})
+        return {"scorer": "model" if self.model else "rules", "model_version": after or self.rules.version,
+                "changed": after != before, "reason": self.fallback_reason}
+
+    # --- scoring
+
+    async def score(self, request: ScoreRequest) -> list[Scored]:
+        """Score every lead of a request: model within the deadline, else the rules; then the ledger."""
+        as_of = request.as_of or _now()
+        as_of_us = live.micros(as_of)
+        lang = request.language
+        answered: list[Scored | None] = [None] * len(request.leads)
+        todo = []
+        for i, item in enumerate(request.leads):
+            if item.lead.do_not_profile:
+                answered[i] = Scored(ScoreOut(lead_id=item.lead.lead_id, status="not_scored",
+                                              not_scored_reason=DO_NOT_PROFILE[lang]))
+            else:
+                todo.append(i)
+        if todo:
+            leads = [live.inputs(request.leads[i]) for i in todo]
+            loop = asyncio.get_running_loop()
+            scored = await self._score_within_deadline(loop, leads, as_of_us, request.top_k, lang, request.what_if)
+            await loop.run_in_executor(self._rules_pool, self._with_ledger, scored, as_of, lang)
+            for i, s in zip(todo, scored):
+                answered[i] = s
+        return [s for s in answered if s is not None]
+
+    async def _score_within_deadline(self, loop, leads, as_of_us: int, top_k: int, lang: str, what_if: bool) -> list[Scored]:
+        model, why = self.model, self.fallback_reason
+        if model is not None:
+            deadline = self.settings.deadline_ms / 1000
+            job = loop.run_in_executor(self._model_pool, self._score_model, model, leads, as_of_us, top_k, lang, what_if)
+            try:
+                return await asyncio.wait_for(job, timeout=deadline)
+            except TimeoutError:
+                why = f"model version {model.version} did not answer within the {self.settings.deadline_ms} ms deadline"
+            except Exception as exc:  # noqa: BLE001 — the model failing on a request must not fail the request
+                why = f"model version {model.version} failed on this request: {type(exc).__name__}"
+            log.warning("fallback to rules", extra={"reason": why, "leads": len(leads)})
+        return await loop.run_in_executor(self._rules_pool, self._score_rules, leads, as_of_us, top_k, lang, why)
+
+    def _score_model(self, model: LeadModel, leads, as_of_us: int, top_k: int, lang: str, what_if: bool) -> list[Scored]:
+        results, raws = live.score_model(model, leads, as_of_us, top_k, lang)
+        out = []
+        for (profile, activities), result, raw in zip(leads, results, raws):
+            if what_if and not result.sales_ready:
+                from models.whatif import what_would_change
+
+                result.what_if = what_would_change(model, model.online, profile, activities, as_of_us, lang=lang)
+            warnings = live.warnings_for(model.spec, raw, activities, as_of_us)
+            out.append(Scored(_out(result, None, warnings), result, raw))
+        return out
+
+    def _score_rules(self, leads, as_of_us: int, top_k: int, lang: str, why: str | None) -> list[Scored]:
+        results, raws = live.score_rules(self.rules, self.rules_online, leads, as_of_us, top_k, lang)
+        return [Scored(_out(result, why, []), result, raw) for result, raw in zip(results, raws)]
+
+    # --- ledger
+
+    def ledger_available(self) -> bool:
+        return time.monotonic() >= self._ledger_down_until
+
+    def _ledger_failed(self, what: str, exc: Exception, lost: int) -> None:
+        self._ledger_down_until = time.monotonic() + LEDGER_RETRY_S
+        self._ledger_lost += lost
+        log.error("ledger unavailable", extra={"during": what, "error": str(exc)[:300], "scores_not_recorded": lost,
+                                               "scores_not_recorded_total": self._ledger_lost,
+                                               "retry_in_s": LEDGER_RETRY_S})
+
+    def _with_ledger(self, scored: list[Scored], as_of: datetime, lang: str) -> None:
+        """Add each lead's previous score and trend, then record the new scores (best effort)."""
+        keys = [pseudonym(s.out.lead_id, self.secret) for s in scored]
+        if not self.ledger_available():
+            self._ledger_lost += len(scored)
+            log.error("ledger unavailable", extra={"scores_not_recorded": len(scored),
+                                                   "scores_not_recorded_total": self._ledger_lost})
+            return
+        try:
+            previous = self.ledger.latest(keys)
+        except LedgerError as exc:
+            self._ledger_failed("read", exc, len(scored))
+            return
+        now = _now()
+        entries = []
+        for key, s in zip(keys, scored):
+            before = previous.get(key)
+            if before is not None:
+                s.out.previous_score = before.score
+                s.out.score_change = s.out.score - before.score
+                s.out.trend = trend_of(s.out.score_change)
+            r = s.result
+            entries.append(LedgerEntry(
+                lead_key=key, as_of=as_of, scored_at=now, scorer=r.scorer, model_version=r.model_version,
+                probability=r.probability, score=r.score, grade=r.grade,
+                reasons=[x.model_dump() for x in s.out.reasons],
+                features={k: _finite(v) for k, v in s.features.items() if k != "lead_id"},
+                fit_grade=s.out.fit_grade, interest_level=s.out.interest_level, matrix_cell=s.out.matrix_cell,
+                lang=lang,
+            ))
+        try:
+            self.ledger.record(entries)
+        except LedgerError as exc:
+            self._ledger_failed("write", exc, len(entries))
+
+    def history(self, lead_id: str, limit: int = 100) -> list[LedgerEntry]:
+        return self.ledger.history(pseudonym(lead_id, self.secret), limit=limit)
+
+    # --- the models behind old scores, for "why did it change"
+
+    def model_for(self, version: str | None) -> LeadModel | None:
+        """The model that gave a ledger entry: the current one, or an older version from the registry
+        (cached on disk, checksummed); None for rules or when it cannot be loaded."""
+        if not version or version.startswith("rules:"):
+            return None
+        if self.model is not None and self.model.version == version:
+            return self.model
+        cache = self.__dict__.setdefault("_old_models", {})
+        if version not in cache:
+            from models.lgbm import ModelLoadError
+            from models.registry import load_version
+
+            try:
+                cache[version] = load_version(self.settings.model_name, version, self.settings)
+            except (ModelLoadError, Exception) as exc:  # noqa: BLE001 — an old model is a courtesy
+                log.warning("old model unavailable", extra={"model_version": version, "error": str(exc)[:200]})
+                cache[version] = None
+        return cache[version]
+
+    def close(self) -> None:
+        self._model_pool.shutdown(wait=False, cancel_futures=True)
+        self._rules_pool.shutdown(wait=False, cancel_futures=True)
+        self.ledger.close()
+
+
+def _check(result: LeadScore, who: str) -> None:
+    if not (0.0 <= result.probability <= 1.0) or not math.isfinite(result.probability) or not 1 <= result.score <= 99:
+        raise RuntimeError(f"{who} gave probability {result.probability!r}, score {result.score!r} for the example lead")
+
+
+def _out(result: LeadScore, fallback_reason: str | None, warnings: list[str]) -> ScoreOut:
+    m = result.matrix
+    return ScoreOut(
+        lead_id=result.lead_id,
+        probability=result.probability,
+        score=result.score,
+        grade=result.grade,
+        reasons=[r.__dict__ for r in result.reasons],
+        scorer=result.scorer,
+        model_version=result.model_version,
+        fallback_reason=fallback_reason if result.scorer == "rules" else None,
+        fit_grade=m.fit_grade if m else None,
+        interest_level=m.interest_level if m else None,
+        matrix_cell=m.cell if m else None,
+        recommendation=m.recommendation if m else None,
+        recommendation_text=m.recommendation_text if m else None,
+        sales_ready=result.sales_ready,
+        what_if=result.what_if.__dict__ if result.what_if else None,
+        warnings=warnings,
+    )
+
+
+def mlflow_fails_fast() -> None:
+    """A tracking server that is down must not hold start-up for minutes of retries."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -1,0 +1,85 @@
+"""A validated request → the live scorers' inputs, without pandas on the model's path.
+
+``inputs`` gives each lead as ``features.online`` takes it (a profile dict normalised as the export
+contract normalises a leads row, activity tuples in µs); ``score_model`` and ``score_rules`` turn
+them into ``LeadScore`` objects and the raw feature values the ledger records. The batch path
+(``compute_features``) stays the definition: ``tests/serving`` holds both scorers to it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from features.build import FeatureSpec
+from features.online import Activity, OnlineFeatures
+from models.base import Lang, LeadScore
+from models.lgbm import LeadModel
+from models.rules import RuleScorer
+from serving.schemas import LeadRequest
+
+_EPOCH = datetime(1970, 1, 1)
+_MICRO = pd.Timedelta(microseconds=1).to_pytimedelta()
+
+
+def micros(moment: datetime) -> int:
+    """A naive UTC datetime as µs since the epoch, exactly (integer arithmetic)."""
+    return (moment - _EPOCH) // _MICRO
+
+
+def inputs(item: LeadRequest) -> tuple[dict[str, object], list[Activity]]:
+    """(profile, activities) of one request lead, as ``profile_dicts`` / ``activity_lists`` give a
+    normalised export's row (the schema already stripped text and lower-cased activity types)."""
+    lead = item.lead
+    profile: dict[str, object] = {
+        "lead_id": lead.lead_id,
+        "created_at": pd.Timestamp(lead.created_at),
+        "email": lead.email, "company": lead.company, "industry": lead.industry,
+        "employees": np.nan if lead.employees is None else float(lead.employees),
+        "annual_revenue": np.nan if lead.annual_revenue is None else float(lead.annual_revenue),
+        "country": lead.country, "job_title": lead.job_title, "lead_source": lead.lead_source,
+    }
+    profile.update(lead.attributes())
+    activities = [(micros(a.occurred_at), a.activity_type, a.channel) for a in item.activities]
+    return profile, activities
+
+
+def warnings_for(spec: FeatureSpec, raw: dict[str, object], activities: list[Activity], as_of_us: int) -> list[str]:
+    """What the model could not use: category values it never saw, activity types it does not know."""
+    out = []
+    for f in spec.features:
+        value = raw.get(f.name)
+        if f.kind == "category" and isinstance(value, str) and value not in (f.categories or ()):
+            out.append(f"{f.name}: unknown value {value[:60]!r}, scored as missing")
+    known = set(spec.activity_types) | set(spec.sales_activity_types)
+    unknown = Counter(kind for at, kind, _ in activities if at < as_of_us and kind not in known)
+    out += [f"activity_type {kind[:60]!r}: unknown to the model, ignored ({n}×)" for kind, n in sorted(unknown.items())]
+    return out
+
+
+def score_model(
+    model: LeadModel, leads: list[tuple[dict, list[Activity]]], as_of_us: int, top_k: int, lang: Lang
+) -> tuple[list[LeadScore], list[dict[str, object]]]:
+    """The model's scores and reasons for each lead, and the raw feature values behind them."""
+    raws, rows = [], []
+    for profile, activities in leads:
+        raw, row = model.online.features(profile, activities, as_of_us)
+        raws.append(raw)
+        rows.append(row)
+    contrib = model.contributions(np.vstack(rows))
+    results = model._results(contrib, raws, [str(p["lead_id"]) for p, _ in leads], top_k, lang)
+    return results, raws
+
+
+def score_rules(
+    rules: RuleScorer, online: OnlineFeatures, leads: list[tuple[dict, list[Activity]]], as_of_us: int,
+    top_k: int, lang: Lang,
+) -> tuple[list[LeadScore], list[dict[str, object]]]:
+    """The SLA rules' points, grade and reasons for each lead, from the same online features."""
+    raws = [online.features(profile, activities, as_of_us)[0] for profile, activities in leads]
+    frame = pd.DataFrame(raws, columns=rules.spec.names)
+    results = rules.score_frame(frame, [str(p["lead_id"]) for p, _ in leads], top_k=top_k, lang=lang)
+    return results, raws
