@@ -52,6 +52,64 @@ def train_speed_row(ts: dict) -> tuple[str, str, str, str]:
             f"({ts['ratio_histgb_vs_lightgbm']:.1f}× LightGBM's time)")
 
 
+def serve_speed_rows(sp: dict) -> list[tuple[str, str, str, str]]:
+    """README rows for bench/serve_speed.json: the live API over HTTP beside `mlflow models serve`."""
+    busy = " (machine busy: inflated)"
+    quick = " (quick smoke run)" if sp.get("quick") else ""
+    lat, thr, pay = sp["latency"], sp["throughput"], sp["payload"]
+    acts = pay["activities"]
+    workers = f"{sp['workers']} worker{'s' if sp['workers'] != 1 else ''}"
+    ms = lambda r: f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
+    target = f"target p99 ≤ {lat['target_p99_ms']:.0f} ms: {'met' if lat['target_met'] else 'missed'}"
+    rows = [("one lead over HTTP: features from the raw activity log, score, reasons, matrix",
+             f"{lat['ours']['n']:,} requests one at a time, {pay['leads']} leads × {acts['median']:.0f} activities "
+             f"({acts['min']}–{acts['max']}), {workers}{quick}",
+             f"`POST /score` {ms(lat['ours'])}{busy if lat.get('busy') else ''}; {target}",
+             f"`mlflow models serve`, same leads as precomputed features, probability only: {ms(lat['mlflow'])}; "
+             f"the same work in process (`score_one`): {ms(sp['in_process'])}; `GET /livez` {ms(lat['livez'])}")]
+    ratio = thr["ratio_ours_over_mlflow"]
+    ours, ml = thr["ours"], thr["mlflow"]
+    rows.append(("API throughput, one lead per request",
+                 f"{thr['concurrency']} closed-loop clients, {thr['rounds']} × {thr['duration_s']:.0f} s each after "
+                 f"{thr['warmup_s']:.0f} s warm-up{', ABBA order' if thr['rounds'] > 1 else ''}, {workers} each{quick}",
+                 f"{ours['req_per_s']:,.0f} req/s, p99 {ours['p99_ms']:.0f} ms, "
+                 f"{ours['server_cpu_ms_per_request']:.1f} ms server CPU per request{busy if ours['busy'] else ''}",
+                 f"`mlflow models serve --env-manager local` {ml['req_per_s']:,.0f} req/s, p99 {ml['p99_ms']:.0f} ms, "
+                 f"{ml['server_cpu_ms_per_request']:.1f} ms CPU per request{busy if ml['busy'] else ''}, doing less "
+                 f"(features given, no reasons): ours/MLflow {ratio:.1f}× (target ≥ {thr['target_ratio']:.0f}×: "
+                 f"{'met' if thr['target_met'] else 'missed'})"))
+    return rows
+
+
+def serve_load_rows(ld: dict) -> list[tuple[str, str, str, str]]:
+    """README rows for bench/serve_load.json: locust, sustained traffic and overload."""
+    busy = " (machine busy: inflated)"
+    quick = " (quick smoke run)" if ld.get("quick") else ""
+    s, o = ld["sustained"], ld["overload"]
+    s200, o200 = s["latency_ms_by_status"].get("200", {}), o["latency_ms_by_status"].get("200", {})
+    not_ok = sum(n for k, n in s["statuses"].items() if k != "200")
+    shed = {k: n for k, n in o["statuses"].items() if k in ("429", "503")}
+    other = sum(n for k, n in o["statuses"].items() if k not in ("200", "429", "503"))
+    shed_text = ", ".join(f"{n:,} × {k}" for k, n in shed.items()) or "none shed"
+    rec = ld.get("recovered_after_s")
+    rows = [("load test (locust): sustained",
+             f"{s['users']} users offering {s['offered_req_per_s']:,.0f} req/s for {s['duration_s']:.0f} s{quick}",
+             f"{s['ok_req_per_s']:,.0f} req/s answered, p50 {s200.get('p50_ms', 0):.0f} ms, p99 {s200.get('p99_ms', 0):.0f} ms, "
+             f"{not_ok} not 200{busy if s['busy'] else ''}",
+             f"closed-loop capacity in the same run ({ld['probe']['users']} users): {ld['capacity_req_per_s']:,.0f} req/s"),
+            ("load test (locust): overload",
+             f"{o['users']} users without pause for {o['duration_s']:.0f} s"
+             f"{' (waiting Retry-After when shed)' if o.get('honour_retry_after') else ', retrying at once when shed'}"
+             f"{', ' + str(ld['max_in_flight_per_worker']) + ' in flight admitted per worker' if ld.get('max_in_flight_per_worker') else ''}"
+             f"{quick}",
+             f"{o['statuses'].get('200', 0):,} × 200 ({o['ok_req_per_s']:,.0f} req/s = "
+             f"{o['ok_req_per_s'] / ld['capacity_req_per_s']:.0%} of capacity, p99 {o200.get('p99_ms', 0):.0f} ms), "
+             f"{shed_text}; other statuses, errors and timeouts: {other}{busy if o['busy'] else ''}",
+             f"{'passed' if ld['passed'] else 'FAILED: ' + '; '.join(ld['failures'])}"
+             f"{'; 200 again ' + format(rec, '.1f') + ' s after' if rec is not None else ''}")]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--leads", type=int, default=5000)
@@ -212,6 +270,14 @@ def main() -> None:
     train_file = ROOT / "bench" / "train_speed.json"
     if train_file.exists():  # written by bench/train_speed.py, which `make bench` runs first
         rows.append(train_speed_row(json.loads(train_file.read_text())))
+
+    speed_file = ROOT / "bench" / "serve_speed.json"
+    if speed_file.exists():  # written by bench/serve_speed.py, which `make bench` runs first
+        rows += serve_speed_rows(json.loads(speed_file.read_text()))
+
+    load_file = ROOT / "bench" / "serve_load.json"
+    if load_file.exists():  # written by bench/serve_load.py, which `make bench` runs first
+        rows += serve_load_rows(json.loads(load_file.read_text()))
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     results = {"machine": machine, "rows": rows}

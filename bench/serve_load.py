@@ -1,0 +1,291 @@
+"""Load test of the live scoring API with locust: sustained traffic it can carry, then overload.
+
+    .venv/bin/python bench/serve_load.py [--workdir DIR] [--users 8] [--fraction 0.6] [--duration 20]
+                                         [--overload-users 200]
+    .venv/bin/python bench/serve_load.py --quick      # a short smoke run
+
+The same setup as ``bench/serve_speed.py`` (a private registry with a champion from a 5,000-lead
+demo export; ``bentoml serve`` with the service's workers; one lead per request, the open leads
+with the activity count nearest 50), then locust, headless, in its own process
+(``locust -f bench/locustfile.py --headless -u N -r N -t …s --host … --csv …``) three times, then
+one check:
+
+1. probe: ``--users`` closed-loop users for ``--probe-duration`` s: the capacity (200s per second);
+2. sustained: ``--users`` users at ``--fraction`` of that capacity in all (``--rate`` to fix it;
+   locust's ``constant_throughput`` per user) for ``--duration`` s. Passes only if every request
+   is a 200 — no error, no shed, no timeout;
+3. overload: ``--overload-users`` users without pause (far more than the service admits at once)
+   for ``--duration`` s; a shed user retries at once (the worst case) unless
+   ``--honour-retry-after``. The only statuses other than 200 allowed are 429 and 503, each with
+   ``Retry-After``; any other status, connection error or timeout (``--timeout`` s) fails;
+4. recovery: after the overload, how long until a single request is answered 200 again.
+
+Statuses and latencies are counted by the locustfile's request listener (locust's CSV files, kept
+in ``<workdir>/locust/``, are rewritten once a second and can miss the last second); 200s answered
+by the SLA rules (the model missed its deadline) are counted apart. The client shares the 2 cores
+with the server.
+Exits 1 and says why when a phase fails. Writes bench/serve_load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import _serving as S  # noqa: E402
+
+LOCUSTFILE = ROOT / "bench" / "locustfile.py"
+ALLOWED_OVERLOAD = {"200", "429", "503"}
+
+
+def run_locust(server: S.Server, phase: str, users: int, seconds: float, bodies_file: Path, key: str, folder: Path,
+               rate_per_user: float, timeout: float, honour_retry_after: bool = False) -> dict:
+    """One headless locust run against ``server``; its status counts, latencies and CPU use."""
+    out = folder / f"{phase}_counts.json"
+    out.unlink(missing_ok=True)
+    cmd = [str(S.BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", str(users),
+           "-t", f"{max(1, round(seconds))}s", "--host", server.base, "--csv", str(folder / phase),
+           "--only-summary", "--loglevel", "WARNING"]
+    env = {**os.environ, **S.QUIET_ENV, "LEADSCORE_BENCH_BODIES": str(bodies_file), "LEADSCORE_BENCH_KEY": key,
+           "LEADSCORE_BENCH_RATE": str(rate_per_user), "LEADSCORE_BENCH_TIMEOUT": str(timeout),
+           "LEADSCORE_BENCH_OUT": str(out), "LEADSCORE_BENCH_HONOUR_RETRY_AFTER": "1" if honour_retry_after else "0"}
+    log = folder / f"{phase}.log"
+    with S.CpuMeter(server) as meter, open(log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=seconds + 120)
+        except BaseException:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            raise
+    text = log.read_text(errors="replace")
+    if not out.exists():
+        raise SystemExit(f"locust ({phase}) wrote no counts (exit {proc.returncode}):\n{text[-3000:]}")
+    counts = json.loads(out.read_text())
+    lat = counts.pop("latencies_ms")
+    statuses = dict(sorted(counts["statuses"].items()))
+    run_s = counts["run_s"] or seconds
+    ok = lat.get("200", [])
+    cpu = meter.result
+    return {
+        "users": users, "honour_retry_after": honour_retry_after, "duration_s": seconds, "seconds": run_s,
+        "rate_per_user": rate_per_user,
+        "offered_req_per_s": rate_per_user * users if rate_per_user else None,
+        "requests": sum(statuses.values()), "statuses": statuses,
+        "ok_req_per_s": len(ok) / run_s, "all_req_per_s": sum(statuses.values()) / run_s,
+        "latency_ms_by_status": {k: _ms(v) for k, v in sorted(lat.items())},
+        "rules_answers": counts["rules_answers"], "shed_without_retry_after": counts["shed_without_retry_after"],
+        "server_cores_used": cpu["server_cpu_s"] / cpu["wall_s"], "client_cores_used": cpu["client_cpu_s"] / cpu["wall_s"],
+        "other_processes_cpu_s": cpu["other_processes_cpu_s"], "busy": cpu["busy"],
+        "client_cpu_warning": "CPU usage above" in text or "CPU usage was too high" in text,
+        "locust_exit": proc.returncode,
+    }
+
+
+def _ms(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "p50_ms": statistics.median(values), "p99_ms": S.pct(values, 0.99), "max_ms": max(values)}
+
+
+def recovery(server: S.Server, body: bytes, key: str, limit: float = 30.0) -> float | None:
+    """Seconds until one request is answered 200 after the overload (None: not within ``limit``)."""
+    import httpx
+
+    t0 = time.perf_counter()
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    with httpx.Client(timeout=10) as c:
+        while time.perf_counter() - t0 < limit:
+            try:
+                if c.post(f"{server.base}/score", content=body, headers=headers).status_code == 200:
+                    return time.perf_counter() - t0
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    return None
+
+
+def judge(sustained: dict, overload: dict, recovered: float | None) -> tuple[list[str], list[str]]:
+    """(failures, warnings) by the rules of the load test."""
+    failures, warnings = [], []
+    bad = {k: v for k, v in sustained["statuses"].items() if k != "200"}
+    if bad:
+        failures.append(f"sustained: {sum(bad.values())} request(s) not answered 200: {bad}")
+    if sustained["offered_req_per_s"] and sustained["ok_req_per_s"] < 0.9 * sustained["offered_req_per_s"]:
+        warnings.append(f"sustained: {sustained['ok_req_per_s']:.1f} req/s answered of {sustained['offered_req_per_s']:.1f} "
+                        "offered (the service or the client could not keep up)")
+    bad = {k: v for k, v in overload["statuses"].items() if k not in ALLOWED_OVERLOAD}
+    if bad:
+        failures.append(f"overload: statuses other than 200/429/503 or connection errors/timeouts: {bad}")
+    if overload["shed_without_retry_after"]:
+        failures.append(f"overload: {overload['shed_without_retry_after']} 429/503 answer(s) without Retry-After")
+    if not any(k in overload["statuses"] for k in ("429", "503")):
+        warnings.append("overload: the service never shed load (no 429/503); the overload may not have exceeded its limit")
+    if "200" not in overload["statuses"]:
+        failures.append("overload: not a single request was answered 200")
+    if recovered is None:
+        failures.append("after the overload the service did not answer 200 within 30 s")
+    for phase, r in (("sustained", sustained), ("overload", overload)):
+        if r["rules_answers"]:
+            warnings.append(f"{phase}: {r['rules_answers']} 200(s) answered by the SLA rules (model past its deadline)")
+        if r["client_cpu_warning"]:
+            warnings.append(f"{phase}: locust warned that its CPU was saturated (client-bound figures)")
+        if r["busy"]:
+            warnings.append(f"{phase}: other processes used > {S.BUSY_CORES} cores on average (figures inflated)")
+    return failures, warnings
+
+
+def report(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=None if sys.stdout.isatty() else 150)
+    t = Table(title=f"locust against POST /score, one lead per request ({result['payload']['leads']} leads, "
+                    f"median {result['payload']['activities_median']:.0f} activities), {result['workers']} worker(s)")
+    for col in ("phase", "users", "offered req/s", "200 req/s", "p50 ms (200)", "p99 ms (200)", "statuses", "server cores"):
+        t.add_column(col, justify="left" if col in ("phase", "statuses") else "right")
+    for phase in ("probe", "sustained", "overload"):
+        r = result[phase]
+        l200 = r["latency_ms_by_status"].get("200", {})
+        f = lambda v: "—" if v is None else f"{v:.1f}"
+        t.add_row(phase + (" *" if r["busy"] else ""), str(r["users"]), f(r["offered_req_per_s"]) if r["offered_req_per_s"] else "closed loop",
+                  f"{r['ok_req_per_s']:.1f}", f(l200.get("p50_ms")), f(l200.get("p99_ms")), str(r["statuses"]),
+                  f"{r['server_cores_used']:.2f}")
+    con.print(t)
+    shed = {k: v for k, v in result["overload"]["latency_ms_by_status"].items() if k in ("429", "503")}
+    for k, v in shed.items():
+        con.print(f"overload: {v['n']} × {k}, p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms")
+    share = result["overload_goodput_share_of_capacity"]
+    if share is not None:
+        con.print(f"overload goodput: {result['overload']['ok_req_per_s']:.1f} req/s answered 200 = {share:.0%} of the "
+                  f"probed capacity ({result['capacity_req_per_s']:.1f} req/s)"
+                  f"{'; users waited Retry-After' if result['overload']['honour_retry_after'] else '; users retried at once'}")
+    rec = result["recovered_after_s"]
+    con.print(f"after the overload: answered 200 again after {rec:.2f} s" if rec is not None else "[red]no recovery[/]")
+    for w in result["warnings"]:
+        con.print(f"[yellow]warning:[/] {w}")
+    if result["failures"]:
+        con.print("[bold red]LOAD TEST FAILED[/]")
+        for f_ in result["failures"]:
+            con.print(f"[red]  ✗ {f_}[/]")
+    else:
+        con.print("[bold green]load test passed[/]: sustained phase all 200; overload answered only 200/429/503 with Retry-After")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, help="registry folder to build once and reuse (default: a temporary one)")
+    ap.add_argument("--leads", type=int, default=5000, help="leads in the demo export the champion is trained on")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--payload-leads", type=int, default=100, help="distinct leads sent, those nearest --activities")
+    ap.add_argument("--activities", type=int, default=50)
+    ap.add_argument("--users", type=int, default=8, help="users of the probe and the sustained phase")
+    ap.add_argument("--probe-duration", type=float, default=10.0)
+    ap.add_argument("--fraction", type=float, default=0.6, help="sustained rate as a share of the probed capacity")
+    ap.add_argument("--rate", type=float, help="sustained rate in req/s (instead of --fraction of the probe)")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds of the sustained and of the overload phase")
+    ap.add_argument("--overload-users", type=int, default=200)
+    ap.add_argument("--honour-retry-after", action="store_true",
+                    help="overload users wait Retry-After after a 429/503 (default: they retry at once, the worst case)")
+    ap.add_argument("--timeout", type=float, default=10.0, help="client timeout per request (s); a timeout fails")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 3 s probe, 5 s phases, 100 overload users")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "serve_load.json")
+    args = ap.parse_args()
+    if args.quick:
+        args.probe_duration, args.duration, args.overload_users = 3.0, 5.0, 100
+    S.on_signals()
+
+    with tempfile.TemporaryDirectory(prefix="leadscore-load-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        print(f"registry in {workdir} …", flush=True)
+        work = S.champion(workdir, args.leads, args.seed)
+        from features.contract import read_export
+
+        config = S.service_config()
+        export = read_export(work["export"])
+        as_of = export.data_end
+        ids, counts = S.single_lead_leads(export, as_of, args.payload_leads, args.activities)
+        bodies = S.score_bodies(export, ids, as_of)
+        folder = Path(workdir) / "locust"
+        folder.mkdir(parents=True, exist_ok=True)
+        bodies_file = folder / "bodies.jsonl"
+        bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
+        key = secrets.token_urlsafe(24)
+        env = S.server_env(work, key)
+        max_in_flight = _max_in_flight(env)
+        print(f"{len(ids)} leads, median {statistics.median(counts.values()):.0f} activities; workers {config['workers']}; "
+              f"service admits {max_in_flight} requests in flight per worker", flush=True)
+        server = S.bentoml_server(work, env)
+        try:
+            server.start()
+            server.wait_ready()
+            print(f"server ready at {server.base}; probe ({args.users} closed-loop users, {args.probe_duration:.0f} s) …", flush=True)
+            common = dict(bodies_file=bodies_file, key=key, folder=folder, timeout=args.timeout)
+            probe = run_locust(server, "probe", args.users, args.probe_duration, rate_per_user=0, **common)
+            capacity = probe["ok_req_per_s"]
+            rate = args.rate or args.fraction * capacity
+            if rate <= 0:
+                raise SystemExit(f"the probe got no 200s: {probe['statuses']}; see {folder / 'probe.log'}")
+            print(f"capacity ≈ {capacity:.1f} req/s; sustained at {rate:.1f} req/s for {args.duration:.0f} s …", flush=True)
+            sustained = run_locust(server, "sustained", args.users, args.duration, rate_per_user=rate / args.users, **common)
+            print(f"overload: {args.overload_users} users without pause for {args.duration:.0f} s"
+                  f"{', waiting Retry-After when shed' if args.honour_retry_after else ''} …", flush=True)
+            overload = run_locust(server, "overload", args.overload_users, args.duration, rate_per_user=0,
+                                  honour_retry_after=args.honour_retry_after, **common)
+            recovered = recovery(server, bodies[0], key)
+        finally:
+            S.stop_all()
+
+    failures, warnings = judge(sustained, overload, recovered)
+    result = {
+        "machine": S.machine(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
+        "model": {"version": work["version"], "trees": work["trees"], "demo_leads": args.leads, "seed": args.seed},
+        "workers": config["workers"], "max_in_flight_per_worker": max_in_flight, "client_timeout_s": args.timeout,
+        "payload": {"leads": len(ids), "activities_median": statistics.median(counts.values()),
+                    "activities_min": min(counts.values()), "activities_max": max(counts.values())},
+        "capacity_req_per_s": capacity, "sustained_fraction": None if args.rate else args.fraction,
+        "overload_goodput_share_of_capacity": overload["ok_req_per_s"] / capacity if capacity else None,
+        "probe": probe, "sustained": sustained, "overload": overload, "recovered_after_s": recovered,
+        "passed": not failures, "failures": failures, "warnings": warnings,
+    }
+    args.out.write_text(json.dumps(result, indent=1))
+    report(result)
+    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    if failures:
+        sys.exit(1)
+
+
+def _max_in_flight(env: dict) -> int | None:
+    """The service's admission limit per worker, read the way it reads it (None if it has none)."""
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        from leadscore.settings import Settings
+
+        return getattr(Settings(), "max_in_flight", None)
+    except Exception:  # the setting is informative only
+        return None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)
