@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 3000
 
-.PHONY: serve test bench pipeline venv clean system-deps bento
+.PHONY: serve test bench pipeline venv clean system-deps bento keys
 
 venv: $(VENV)/.installed
 
@@ -20,9 +20,12 @@ pipeline: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 ## Main job: API keys (in .env), venv, demo export, pipeline, then the BentoML service on localhost:$(PORT)
-serve: pipeline
-	$(BIN)/leadscore keygen
+serve: keys pipeline
 	$(BIN)/leadscore serve --port $(PORT) --print-curl
+
+## An API key and the pseudonymisation key in .env (kept if present); prints how to use the key
+keys: venv
+	$(BIN)/leadscore keygen
 
 ## System packages the tests use (PostgreSQL server, headless Chromium), installed only when missing
 system-deps:

@@ -674,6 +674,15 @@ def serve(
     data: str = typer.Option("data/demo", "--data", help="Export to take the --print-curl lead from."),
 ) -> None:
     """Start the BentoML scoring service (model from the registry alias, rules as fallback)."""
+    from leadscore.settings import get_settings
+
+    settings = get_settings()
+    missing = [name for name, ok in (("LEADSCORE_API_KEYS", settings.keys()),
+                                     ("LEADSCORE_PSEUDONYM_KEY", settings.pseudonym_key)) if not ok]
+    if missing:
+        console.print(f"[red]✗[/] {' and '.join(missing)} not set (environment or .env): "
+                      "run `leadscore keygen` first", highlight=False)
+        raise typer.Exit(1)
     if print_curl:
         try:
             from serving.example import example_request

@@ -90,6 +90,9 @@ class ScoringCore:
     # --- start-up
 
     def _secret(self) -> bytes:
+        if not self.settings.keys():
+            raise RuntimeError("LEADSCORE_API_KEYS is not set: every request would be refused "
+                               "(run `leadscore keygen` for a demo key)")
         key = self.settings.pseudonym_key
         if key is None or not key.get_secret_value().strip():
             raise RuntimeError("LEADSCORE_PSEUDONYM_KEY is not set: lead ids in the ledger and logs are pseudonymised "
