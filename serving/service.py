@@ -18,7 +18,8 @@ from typing import Literal
 import bentoml
 from fastapi import Depends, FastAPI, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import TypeAdapter
 from fastapi.security import HTTPBearer
 
 from features.contract import PERSONAL_COLUMNS
@@ -36,6 +37,7 @@ ERRORS = {
     422: {"description": "Invalid input; the message names the field."},
     503: {"description": "Over capacity; retry after the Retry-After header's seconds."},
 }
+_SCORES = TypeAdapter(list[ScoreOut])
 LeadId = Path(min_length=1, max_length=200, description="The CRM's id of the lead.")
 Lang = Query("en", description="Language of texts.")
 
@@ -111,11 +113,13 @@ class LeadScoring:
         return self.core.ready
 
     @app.post("/score", response_model=list[ScoreOut], responses=ERRORS)
-    async def score(self, body: ScoreRequest) -> list[ScoreOut]:
+    async def score(self, body: ScoreRequest) -> Response:
         """Probability, 1–99 score, grade A–D, reasons, fit × interest, recommendation, trend and
         warnings per lead, in request order. A lead with ``do_not_profile`` is not scored."""
         _reject_unknown_fields(self.core, body.leads, ("body", "leads"))
-        return [s.out for s in await self.core.score(body)]
+        scored = await self.core.score(body)
+        # Built by pydantic's serializer directly: FastAPI would validate the response once more.
+        return Response(_SCORES.dump_json([s.out for s in scored]), media_type="application/json")
 
     @app.post("/reload", responses=ERRORS)
     def reload(self) -> dict:
