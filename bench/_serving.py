@@ -430,3 +430,12 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def add_registry_args(ap) -> None:
+    """The options both serving benches share: where the champion lives and which leads are sent."""
+    ap.add_argument("--workdir", type=Path, help="registry folder to build once and reuse (default: a temporary one)")
+    ap.add_argument("--leads", type=int, default=5000, help="leads in the demo export the champion is trained on")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--payload-leads", type=int, default=100, help="distinct leads sent, those nearest --activities")
+    ap.add_argument("--activities", type=int, default=50, help="activities per lead to aim for")

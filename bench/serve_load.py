@@ -187,11 +187,7 @@ def report(result: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", type=Path, help="registry folder to build once and reuse (default: a temporary one)")
-    ap.add_argument("--leads", type=int, default=5000, help="leads in the demo export the champion is trained on")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--payload-leads", type=int, default=100, help="distinct leads sent, those nearest --activities")
-    ap.add_argument("--activities", type=int, default=50)
+    S.add_registry_args(ap)
     ap.add_argument("--users", type=int, default=8, help="users of the probe and the sustained phase")
     ap.add_argument("--probe-duration", type=float, default=10.0)
     ap.add_argument("--fraction", type=float, default=0.6, help="sustained rate as a share of the probed capacity")

@@ -293,11 +293,7 @@ def report(result: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", type=Path, help="registry folder to build once and reuse (default: a temporary one)")
-    ap.add_argument("--leads", type=int, default=5000, help="leads in the demo export the champion is trained on")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--payload-leads", type=int, default=100, help="distinct leads sent, those nearest --activities")
-    ap.add_argument("--activities", type=int, default=50, help="activities per lead to aim for")
+    S.add_registry_args(ap)
     ap.add_argument("--requests", type=int, default=1000, help="timed latency requests per server")
     ap.add_argument("--warmup-requests", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=8, help="closed-loop clients in the throughput phase")
