@@ -100,21 +100,14 @@ class ScoringCore:
         return key.get_secret_value().strip().encode()
 
     def verify(self) -> None:
-        """Score the schema's example lead with the rules and the model; a model that fails is dropped
-        (the rules answer, saying why). Ready once the rules pass."""
-        example = LeadRequest.model_validate({"lead": {**EXAMPLE_LEAD, "created_at": "2026-01-05T09:00:00"},
-                                              "activities": [{**EXAMPLE_ACTIVITY, "occurred_at": "2026-01-06T10:00:00"}]})
-        leads = [live.inputs(example)]
-        as_of = live.micros(datetime(2026, 2, 1))
-        results, _ = live.score_rules(self.rules, self.rules_online, leads, as_of, 3, "en")
+        """Score a test lead with the rules and the model; a model that fails is dropped (the rules
+        answer, saying why). Ready once the rules pass."""
+        results, _ = live.score_rules(self.rules, self.rules_online, *_test_lead(), 3, "en")
         _check(results[0], "rules")
         if self.model is not None:
-            try:
-                results, _ = live.score_model(self.model, leads, as_of, 3, "en")
-                _check(results[0], "model")
-            except Exception as exc:  # noqa: BLE001 — any failure of the model means: rules
-                self.fallback_reason = f"model version {self.model.version} failed its start-up check: {exc}"[:300]
-                self.model = None
+            why = _model_fails(self.model)
+            if why:
+                self.model, self.fallback_reason = None, why
         self.ready = True
         if self.model is not None:
             log.info("serving", extra={"scorer": "model", "model_version": self.model.version,
@@ -124,19 +117,19 @@ class ScoringCore:
                                           "reason": self.fallback_reason, "ledger": self.ledger.describe()})
 
     def reload(self) -> dict:
-        """Load the registry's current champion; keep the current model if the new one cannot load."""
+        """Load the registry's current champion; keep the current model if the new one cannot load
+        or fails the test lead."""
         params = load_params(self.settings.params_path)
         before = self.model.version if self.model else None
         scorer, why = primary_scorer(params.features, self.settings)
+        candidate = scorer if isinstance(scorer, LeadModel) else None
+        if candidate is not None:
+            why = _model_fails(candidate)
         if why and self.model is not None:
             log.warning("reload kept the model", extra={"model_version": before, "reason": why})
             return {"scorer": "model", "model_version": before, "changed": False, "reason": why}
-        fresh = ScoringCore.__new__(ScoringCore)  # verify the candidate before it answers anything
-        fresh.__dict__.update(self.__dict__)
-        fresh.model, fresh.fallback_reason = (scorer, None) if isinstance(scorer, LeadModel) else (None, why)
-        fresh.verify()
         with self._lock:
-            self.model, self.fallback_reason = fresh.model, fresh.fallback_reason
+            self.model, self.fallback_reason = (None, why) if why else (candidate, None)
         after = self.model.version if self.model else None
         log.info("reload", extra={"before": before, "after": after, "reason": self.fallback_reason})
         return {"scorer": "model" if self.model else "rules", "model_version": after or self.rules.version,
@@ -257,12 +250,11 @@ class ScoringCore:
             return self.model
         cache = self.__dict__.setdefault("_old_models", {})
         if version not in cache:
-            from models.lgbm import ModelLoadError
             from models.registry import load_version
 
             try:
                 cache[version] = load_version(self.settings.model_name, version, self.settings)
-            except (ModelLoadError, Exception) as exc:  # noqa: BLE001 — an old model is a courtesy
+            except Exception as exc:  # noqa: BLE001 — an old model is a courtesy
                 log.warning("old model unavailable", extra={"model_version": version, "error": str(exc)[:200]})
                 cache[version] = None
         return cache[version]
@@ -271,6 +263,23 @@ class ScoringCore:
         self._model_pool.shutdown(wait=False, cancel_futures=True)
         self._rules_pool.shutdown(wait=False, cancel_futures=True)
         self.ledger.close()
+
+
+def _test_lead() -> tuple[list, int]:
+    """The schema's example lead with one activity, as the live scorers take it, and its as_of."""
+    example = LeadRequest.model_validate({"lead": {**EXAMPLE_LEAD, "created_at": "2026-01-05T09:00:00"},
+                                          "activities": [{**EXAMPLE_ACTIVITY, "occurred_at": "2026-01-06T10:00:00"}]})
+    return [live.inputs(example)], live.micros(datetime(2026, 2, 1))
+
+
+def _model_fails(model: LeadModel) -> str | None:
+    """Why ``model`` cannot serve (it raised or gave an impossible answer on the test lead), or None."""
+    try:
+        results, _ = live.score_model(model, *_test_lead(), 3, "en")
+        _check(results[0], "model")
+    except Exception as exc:  # noqa: BLE001 — any failure of the model means: rules
+        return f"model version {model.version} failed its start-up check: {exc}"[:300]
+    return None
 
 
 def _check(result: LeadScore, who: str) -> None:

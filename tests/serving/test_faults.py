@@ -246,3 +246,15 @@ def test_reload_picks_up_a_new_champion_and_keeps_the_model_if_it_cannot(trained
     assert core.model is not None
     monkeypatch.undo()
     use_tracking()
+
+
+def test_reload_keeps_the_model_when_the_new_one_fails_its_check(trained, tmp_path, monkeypatch):
+    from serving import core as core_module
+
+    core = _core(_settings(tmp_path))
+    assert core.model is not None
+    kept_version = core.model.version
+    monkeypatch.setattr(core_module, "_model_fails", lambda model: "model version 9 failed its start-up check: boom")
+    answer = core.reload()
+    assert not answer["changed"] and answer["model_version"] == kept_version and "boom" in answer["reason"]
+    assert core.model is not None and core.model.version == kept_version and core.fallback_reason is None
