@@ -65,17 +65,15 @@ class Scored:
 class ScoringCore:
     """The scorers, the ledger and the policy between them; one per worker process."""
 
-    def __init__(self, settings: Settings | None = None, model: LeadModel | None = None,
-                 fallback_reason: str | None = None) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         params = load_params(self.settings.params_path)
         self.rules: RuleScorer = rule_scorer(params.features, self.settings)
         self.rules_online = OnlineFeatures(self.rules.spec)
-        if model is None and fallback_reason is None:
-            scorer, fallback_reason = primary_scorer(params.features, self.settings)
-            model = scorer if isinstance(scorer, LeadModel) else None
-        self.model: LeadModel | None = model
-        self.fallback_reason = fallback_reason
+        scorer, self.fallback_reason = primary_scorer(params.features, self.settings)
+        self.model: LeadModel | None = scorer if isinstance(scorer, LeadModel) else None
+        # Older model versions behind ledger entries, loaded on demand for "why did it change".
+        self._old_models: dict[str, LeadModel | None] = {}
         self.secret = self._secret()
         self.ledger = Ledger(self.settings.ledger(), timeout_s=1.0)
         self._ledger_down_until = 0.0
@@ -248,7 +246,7 @@ class ScoringCore:
             return None
         if self.model is not None and self.model.version == version:
             return self.model
-        cache = self.__dict__.setdefault("_old_models", {})
+        cache = self._old_models
         if version not in cache:
             from models.registry import load_version
 
