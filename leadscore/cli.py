@@ -629,6 +629,116 @@ def score(
     console.print(f"[green]✓[/] scored {len(rows):,} leads with {scorer.name} {scorer.version} → {out_file}")
 
 
+@app.command()
+def drift(
+    data: str = typer.Option(..., "--data", help=EXPORT_HELP + " The newer export to check."),
+    dataset: Path = DatasetOpt,
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A model folder instead of the registry champion."),
+    out_dir: Path = typer.Option(Path("reports/drift"), "--out", help="Where drift.csv, drift.png and drift.json go."),
+    webhook: Optional[str] = typer.Option(None, "--webhook", help="POST the summary as JSON here when a feature or the score crosses psi_alert."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Population stability (PSI) of every feature and of the score: open leads of the last
+    monitor.window_days vs the rows the champion learned from. Exit 2 when one crosses psi_alert."""
+    import pandas as pd
+
+    from features.build import compute_features
+    from features.snapshots import scoring_snapshots
+    from models.lgbm import LeadModel
+    from models.registry import load_champion
+    from training.dataset import load_dataset
+    from training.drift import drift_table, write_drift
+
+    with _Guard():
+        params = _params(params_path)
+        mon = params.monitor
+        export = _read(data)
+        model = LeadModel.load(model_dir) if model_dir else load_champion()
+        table, _ = load_dataset(dataset)
+        start, end = (pd.Timestamp(t) for t in model.info["train_period"])
+        reference = table.loc[(table["as_of"] >= start) & (table["as_of"] <= end), model.spec.names]
+        weeks = max(1, mon.window_days // 7)
+        ends = [export.data_end - pd.Timedelta(days=7 * k) for k in range(weeks)][::-1]
+        snaps = pd.concat([scoring_snapshots(export, t) for t in ends], ignore_index=True)
+        # The model learned from leads up to max_snapshot_age_days old; older open leads are counted, not compared.
+        created = snaps["lead_id"].map(export.leads.set_index("lead_id")["created_at"])
+        in_range = (snaps["as_of"] - created) <= pd.Timedelta(days=params.features.max_snapshot_age_days)
+        recent_snaps = snaps.loc[in_range].reset_index(drop=True)
+        with _Steps(2) as bar:
+            with bar.step(f"features of {len(recent_snaps):,} recent snapshots ({weeks} weeks)"):
+                recent = compute_features(recent_snaps, export.leads, export.activities, model.spec,
+                                          engine=params.features.engine)
+            with bar.step(f"scoring both sides ({len(reference):,} training rows)"):
+                result = drift_table(reference, recent[model.spec.names], model.spec,
+                                     score_reference=model.predict_proba(reference),
+                                     score_recent=model.predict_proba(recent), warn=mon.psi_warn,
+                                     alert=mon.psi_alert, n_bins=mon.psi_bins)
+        summary = write_drift(result, out_dir)
+        summary.update({"model_version": model.version, "window_days": mon.window_days, "data_end": str(export.data_end),
+                        "recent_snapshots": int(len(recent_snaps)),
+                        "older_than_training_range": int((~in_range).sum()),
+                        "reference_rows": int(len(reference)), "psi_warn": mon.psi_warn, "psi_alert": mon.psi_alert})
+        (out_dir / "drift.json").write_text(json.dumps(summary, indent=1))
+    view = Table(title=f"drift: model {model.version}, last {mon.window_days} days of {data} vs its training rows",
+                 show_edge=False)
+    for col in ("feature", "group", "PSI", "status", "largest move"):
+        view.add_column(col, justify="right" if col == "PSI" else "left")
+    colour = {"major": "red", "shift": "yellow", "stable": "green"}
+    for row in result.head(12).itertuples():
+        view.add_row(row.feature, row.group, f"{row.psi:.3f}", f"[{colour[row.status]}]{row.status}[/]",
+                     row.top_move.removeprefix(f"{row.feature} "))
+    out.print(view)
+    older = summary["older_than_training_range"]
+    console.print(f"{len(summary['alerts'])} major, {len(summary['warnings'])} shifted of {summary['features']} features; "
+                  f"score PSI {summary['score_psi']:.3f}. {older:,} of {len(snaps):,} open-lead snapshots were older than "
+                  f"{params.features.max_snapshot_age_days} days (outside what the model learned from) and are not "
+                  f"compared. → {out_dir}", highlight=False)
+    crossed = summary["alerts"]
+    if crossed and webhook:
+        import httpx
+
+        try:
+            httpx.post(webhook, json={"event": "leadscore.drift", **summary}, timeout=10).raise_for_status()
+            console.print(f"[yellow]alert sent[/] to the webhook ({len(crossed)} above {mon.psi_alert})")
+        except httpx.HTTPError as exc:
+            console.print(f"[red]✗[/] webhook failed: {type(exc).__name__}: {str(exc)[:200]}", highlight=False)
+    if crossed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def attribution(
+    data: str = typer.Option(..., "--data", help=EXPORT_HELP),
+    out_dir: Path = typer.Option(Path("reports/attribution"), "--out", help="Where the CSVs and the plot go."),
+    half_life_days: float = typer.Option(7.0, "--half-life-days", min=0.01, help="Time-decay: a touch counts half as much this many days earlier."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Credit for won deals to channels and campaigns: first touch, last touch, linear, time-decay and
+    position-based (U-shaped), per quarter of the close date."""
+    from training.attribution import attribute, attribution_table, write_attribution
+
+    with _Guard():
+        params = _params(params_path)
+        export = _read(data)
+        summary = write_attribution(export, params.features.sales_activity_types, out_dir, half_life_days=half_life_days)
+        wide = attribution_table(attribute(export, params.features.sales_activity_types, half_life_days=half_life_days))
+    if wide.empty:
+        console.print("no won deals: nothing to attribute")
+        return
+    last = wide.loc[wide["quarter"] == wide["quarter"].max()]
+    view = Table(title=f"channel credit for the {int(last[list(last.columns[2:])].sum().iloc[0]):,} won deals of "
+                       f"{last['quarter'].iloc[0]}", show_edge=False)
+    view.add_column("channel")
+    for model_name in last.columns[2:]:
+        view.add_column(model_name.replace("_", " "), justify="right")
+    for row in last.itertuples(index=False):
+        view.add_row(str(row[1]), *[f"{v:.2f}" for v in row[2:]])
+    out.print(view)
+    console.print(f"[green]✓[/] {summary['deals']:,} won deals, {summary['touches']:,} touches, {len(summary['quarters'])} quarters "
+                  f"({summary['deals_without_touch']} without a touch, {summary['deals_without_amount']} without an amount) "
+                  f"→ {out_dir}", highlight=False)
+
+
 def _env_lines(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}

@@ -131,6 +131,21 @@ class RegisterParams(_Strict):
     max_ece_gain: float = Field(0.01, ge=0)
 
 
+class MonitorParams(_Strict):
+    """Drift of features and scores (training/drift.py): recent open leads vs the champion's training rows."""
+
+    window_days: int = Field(56, gt=0)  # recent side: a snapshot of every open lead each week over this window
+    psi_warn: float = Field(0.1, gt=0)  # PSI at or above: "shift"
+    psi_alert: float = Field(0.25, gt=0)  # PSI at or above: "major", and `leadscore drift` exits 2
+    psi_bins: int = Field(10, ge=2, le=100)  # reference quantile bins of a numeric feature
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MonitorParams":
+        if self.psi_warn >= self.psi_alert:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must be below psi_alert ({self.psi_alert})")
+        return self
+
+
 class Params(_Strict):
     data: DataParams = Field(default_factory=DataParams)
     features: FeatureParams = Field(default_factory=FeatureParams)
@@ -141,6 +156,7 @@ class Params(_Strict):
     backtest: BacktestParams = Field(default_factory=BacktestParams)
     explain: ExplainParams = Field(default_factory=ExplainParams)
     registry: RegisterParams = Field(default_factory=RegisterParams)
+    monitor: MonitorParams = Field(default_factory=MonitorParams)
 
 
 class ParamsError(ValueError):
