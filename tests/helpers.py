@@ -41,3 +41,15 @@ def tiny_export(folder: Path) -> Path:
         {"lead_id": "L2", "created_at": "2025-03-01T00:00:00", "closed_at": "2025-03-20T00:00:00", "stage": "lost", "amount": 5000},
     ]
     return write_tables(folder, leads, activities, opportunities)
+
+
+def training_features(export, params, spec=None):
+    """(snapshots, spec, raw features) of an export's training snapshots, as `leadscore features`
+    builds them: the spec inferred from the export (or ``spec``), categories learned from the rows."""
+    from features.build import compute_features, infer_spec, learn_categories
+    from features.snapshots import training_snapshots
+
+    snaps, _ = training_snapshots(export, params.features)
+    spec = spec or infer_spec(export.leads, export.activities, params.features)
+    raw = compute_features(snaps, export.leads, export.activities, spec)
+    return snaps, learn_categories(spec, raw, params.features.max_category_levels), raw

@@ -19,8 +19,8 @@ from features.build import (
 )
 from features.contract import read_export
 from features.online import OnlineFeatures, activity_lists, as_of_micros, email_domain, profile_dicts, to_number
-from features.snapshots import scoring_snapshots, training_snapshots
-from tests.helpers import tiny_export
+from features.snapshots import scoring_snapshots
+from tests.helpers import tiny_export, training_features
 
 
 def _online(spec, leads, activities, snaps):
@@ -81,10 +81,9 @@ DECAYED = [["pricing_page_view", 30, 14], ["demo_request", 90, 30], ["page_view"
 @pytest.fixture(scope="module")
 def demo(demo_dir, params):
     export = read_export(demo_dir)
-    snaps, _ = training_snapshots(export, params.features)
     spec = _asking_decayed_counts(infer_spec(export.leads, export.activities, params.features), DECAYED)
-    raw = compute_features(snaps, export.leads, export.activities, spec)
-    return export, snaps, learn_categories(spec, raw, params.features.max_category_levels)
+    snaps, spec, _ = training_features(export, params, spec)
+    return export, snaps, spec
 
 
 def test_online_equals_batch_on_the_demo_export(demo):

@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import compute_features, encode, encode_matrix, infer_spec, learn_categories
+from features.build import compute_features, encode, encode_matrix
 from features.contract import read_export
 from features.online import activity_lists, as_of_micros, profile_dicts
-from features.snapshots import scoring_snapshots, training_snapshots
+from features.snapshots import scoring_snapshots
 from leadscore.demo import write_demo_export
 from models.base import score_from_probability
 from models.change import BASELINE, encode_raw, explain_change
 from models.lgbm import LeadModel
+from tests.helpers import training_features
 
 DAY_US = 86_400_000_000
 ADDED = {"demo_request": 2, "pricing_page_view": 3}  # what the lead did between the two scores
@@ -40,10 +41,7 @@ def world(tmp_path_factory, params):
     folder = tmp_path_factory.mktemp("change") / "export"
     write_demo_export(folder, n_leads=800, seed=5)
     export = read_export(folder)
-    snaps, _ = training_snapshots(export, params.features)
-    spec = infer_spec(export.leads, export.activities, params.features)
-    raw = compute_features(snaps, export.leads, export.activities, spec)
-    spec = learn_categories(spec, raw, params.features.max_category_levels)
+    snaps, spec, raw = training_features(export, params)
     small = copy.deepcopy(spec)
     small.features = [f for f in small.features if f.name != DROPPED]
     models = {

@@ -222,17 +222,16 @@ def demo(tmp_path_factory, params):
     the early snapshots are of young leads only: ``lead_age_days`` must drift."""
     import lightgbm as lgb
 
-    from features.build import compute_features, encode_matrix, infer_spec, learn_categories
+    from features.build import compute_features, encode_matrix
     from features.contract import read_export
-    from features.snapshots import scoring_snapshots, training_snapshots
+    from features.snapshots import scoring_snapshots
     from leadscore.demo import write_demo_export
+    from tests.helpers import training_features
+
     folder = tmp_path_factory.mktemp("drift") / "demo"
     write_demo_export(folder, n_leads=1500, seed=3)
     export = read_export(folder)
-    snaps, _ = training_snapshots(export, params.features)
-    spec = infer_spec(export.leads, export.activities, params.features)
-    raw = compute_features(snaps, export.leads, export.activities, spec)
-    spec = learn_categories(spec, raw, params.features.max_category_levels)
+    snaps, spec, raw = training_features(export, params)
     early = (snaps["as_of"] < snaps["as_of"].min() + pd.Timedelta(days=120)).to_numpy()
     late = (snaps["as_of"] >= snaps["as_of"].max() - pd.Timedelta(days=120)).to_numpy()
     X = encode_matrix(raw, spec)
