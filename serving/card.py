@@ -52,6 +52,8 @@ LABELS: dict[str, dict[str, str]] = {
         "none_raises": "Nothing notable raises it.",
         "none_lowers": "Nothing notable lowers it.",
         "what_if": "What would change it",
+        "account": "Account",
+        "account_line": "{key}: {n} lead(s) in this view, account score {score}",
         "what_if_score": "These actions would lift the score to {s} (sales-ready):",
         "what_if_plain": "These actions would make the lead sales-ready:",
         "already_ready": "Already sales-ready: it meets the agreed threshold for a hand-over now.",
@@ -111,6 +113,8 @@ LABELS: dict[str, dict[str, str]] = {
         "none_raises": "Nichts Nennenswertes hebt ihn.",
         "none_lowers": "Nichts Nennenswertes senkt ihn.",
         "what_if": "Was ihn ändern würde",
+        "account": "Account",
+        "account_line": "{key}: {n} Lead(s) in dieser Ansicht, Account-Score {score}",
         "what_if_score": "Diese Aktionen würden den Score auf {s} heben (vertriebsbereit):",
         "what_if_plain": "Diese Aktionen würden den Lead vertriebsbereit machen:",
         "already_ready": "Bereits vertriebsbereit: Der Lead erreicht die vereinbarte Schwelle für die Übergabe.",
@@ -184,6 +188,8 @@ class CardData:
     fallback_reason: str | None  # why the rules answered, if they did
     as_of: datetime | None
     not_scored_reason: str | None = None  # e.g. the lead objected to profiling (do_not_profile)
+    # The lead's account: (key, leads, account score 1–99, buying-centre coverage sentence), if known.
+    account: tuple[str, int, int, str] | None = None
 
 
 def render_card(card: CardData, lang: str = "en") -> str:
@@ -207,6 +213,7 @@ def render_card(card: CardData, lang: str = "en") -> str:
         + _reasons_panel(card, t)
         + "</div>"
         + _what_if_panel(card, t)
+        + _account_panel(card, t)
         + _footer(card, t, lang, scored=True)
     )
     return _page(title, body, lang)
@@ -485,6 +492,15 @@ def _what_if_panel(card: CardData, t: dict[str, str]) -> str:
         else:
             inner = f'<p class="muted">{escape(t["nothing_holds"])}</p>'
     return f'<section class="panel" id="what-if"><h2>{escape(t["what_if"])}</h2>{inner}</section>'
+
+
+def _account_panel(card: CardData, t: dict[str, str]) -> str:
+    if card.account is None:
+        return ""
+    key, n, score, coverage = card.account
+    line = t["account_line"].format(key=key, n=n, score=score)
+    return (f'<section class="panel" id="account"><h2>{escape(t["account"])}</h2>'
+            f'<p>{escape(line)}</p><p class="muted">{escape(coverage)}</p></section>')
 
 
 def _footer(card: CardData, t: dict[str, str], lang: str, scored: bool) -> str:

@@ -74,6 +74,8 @@ def card_from_scored(scored: Scored, entries: list[LedgerEntry], lang: str) -> s
         what_if_text=out.what_if.text if out.what_if else None, what_if_score=out.what_if.score if out.what_if else None,
         scorer=out.scorer or "rules", model_version=out.model_version, fallback_reason=out.fallback_reason,
         as_of=entries[-1].as_of if entries else None,
+        account=(out.account.key, out.account.n_leads, out.account.score, out.account.coverage_text)
+        if out.account else None,
     )
     return render_card(data, lang)
 

@@ -28,7 +28,10 @@ from models.policy import primary_scorer, rule_scorer
 from models.rules import RuleScorer
 from serving import live
 from serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym
-from serving.schemas import EXAMPLE_ACTIVITY, EXAMPLE_LEAD, TREND_POINTS, LeadRequest, ScoreOut, ScoreRequest
+from models.accounts import summarize_accounts
+from serving.schemas import (
+    EXAMPLE_ACTIVITY, EXAMPLE_LEAD, TREND_POINTS, AccountOut, LeadRequest, ScoreOut, ScoreRequest,
+)
 
 log = logging.getLogger("leadscore.serving")
 
@@ -70,6 +73,8 @@ class ScoringCore:
         params = load_params(self.settings.params_path)
         self.rules: RuleScorer = rule_scorer(params.features, self.settings)
         self.rules_online = OnlineFeatures(self.rules.spec)
+        self.free_mail = frozenset(d.lower() for d in params.features.free_mail_domains)
+        self.sales_types = frozenset(self.rules.spec.sales_activity_types)
         scorer, self.fallback_reason = primary_scorer(params.features, self.settings)
         self.model: LeadModel | None = scorer if isinstance(scorer, LeadModel) else None
         # Older model versions behind ledger entries, loaded on demand for "why did it change".
@@ -155,7 +160,23 @@ class ScoringCore:
             await loop.run_in_executor(self._rules_pool, self._with_ledger, scored, as_of, lang)
             for i, s in zip(todo, scored):
                 answered[i] = s
+            self._add_accounts(request, todo, leads, scored, as_of_us, lang)
         return [s for s in answered if s is not None]
+
+    def _add_accounts(self, request: ScoreRequest, todo: list[int], leads, scored: list[Scored], as_of_us: int,
+                      lang: str) -> None:
+        """Each scored lead's account, rolled up over the account's leads in this request."""
+        rows = []
+        for i, (_, activities), s in zip(todo, leads, scored):
+            lead = request.leads[i].lead
+            rows.append({"lead_id": lead.lead_id, "email": lead.email, "company": lead.company,
+                         "job_title": lead.job_title, "probability": s.out.probability, "score": s.out.score,
+                         "engaged": live.engaged(activities, as_of_us, self.sales_types)})
+        by_lead = {lead_id: summary for summary in summarize_accounts(rows, self.free_mail, lang=lang)
+                   if summary.key is not None for lead_id in summary.lead_ids}
+        for s in scored:
+            summary = by_lead.get(s.out.lead_id)
+            s.out.account = AccountOut(**summary.to_dict()) if summary is not None else None
 
     async def _score_within_deadline(self, loop, leads, as_of_us: int, top_k: int, lang: str, what_if: bool) -> list[Scored]:
         model, why = self.model, self.fallback_reason

@@ -83,3 +83,15 @@ def score_rules(
     frame = pd.DataFrame(raws, columns=rules.spec.names)
     results = rules.score_frame(frame, [str(p["lead_id"]) for p, _ in leads], top_k=top_k, lang=lang)
     return results, raws
+
+
+# An interaction that shows interest: not logged by sales, not a way of saying no.
+_NOT_INTEREST = frozenset({"unsubscribe", "email_bounce"})
+ENGAGED_DAYS = 90
+
+
+def engaged(activities: list[Activity], as_of_us: int, sales_types) -> bool:
+    """Whether the lead did anything of interest in the last 90 days before ``as_of``."""
+    since = as_of_us - ENGAGED_DAYS * 86_400_000_000
+    return any(since <= at < as_of_us and kind not in _NOT_INTEREST and kind not in sales_types
+               for at, kind, _ in activities)

@@ -205,6 +205,24 @@ class WhatIfOut(BaseModel):
     score: int = Field(ge=1, le=99)
 
 
+class AccountOut(BaseModel):
+    """The lead's account, rolled up over the leads of that account in the same request."""
+
+    key: str = Field(description="The account: the company e-mail domain, else the normalised company name.")
+    lead_ids: list[str] = Field(description="The account's leads in this request, most probable first.")
+    n_leads: int
+    n_engaged: int = Field(description="Leads with an interest activity in the last 90 days before as_of.")
+    probability: float = Field(ge=0, le=1, description="Noisy-OR of the leads' probabilities: the chance that at "
+                               "least one converts, assuming independence (overstates when they are correlated).")
+    score: int = Field(ge=1, le=99)
+    best_lead_id: str
+    best_lead_score: int
+    roles_covered: list[str] = Field(description="Buying-centre roles of engaged leads: decision_maker, budget_holder, "
+                                     "user, influencer.")
+    roles_missing: list[str] = Field(description="Of decision_maker, budget_holder and user, the roles nobody engaged holds.")
+    coverage_text: str = Field(description="The coverage as a sentence in the requested language.")
+
+
 class ScoreOut(BaseModel):
     lead_id: str
     status: Literal["scored", "not_scored"] = Field("scored", description="not_scored: see not_scored_reason.")
@@ -231,6 +249,8 @@ class ScoreOut(BaseModel):
         None, description=f"improving / declining when the score moved by at least {TREND_POINTS} points since the previous one.")
     warnings: list[str] = Field(default_factory=list, description="Input the scorer could not use: unknown categories "
                                 "(scored as missing) and unknown activity types (ignored).")
+    account: AccountOut | None = Field(None, description="The lead's account over the leads of this request (send an "
+                                       "account's leads together); null when the lead has no company domain or name.")
 
 
 class HistoryEntryOut(BaseModel):

@@ -325,6 +325,7 @@ def test_card_form_and_pasted_lead(client, demo_dir):
     assert form.status_code == 200 and "<textarea" in form.text
     card = client.post("/card", json={**body["leads"][0], "language": "en"})
     assert card.status_code == 200 and "<svg" in card.text and ids[0] in card.text
+    assert 'id="account"' in card.text and "account score" in card.text
     bad = client.post("/card", json={"lead": {"lead_id": "X"}, "activities": []})
     assert bad.status_code == 422 and "created_at" in bad.text
 
@@ -376,3 +377,21 @@ def test_openapi_lists_routes_with_examples_and_the_bearer_scheme(client):
         assert path in spec["paths"], path
     assert "HTTPBearer" in json.dumps(spec["components"].get("securitySchemes", {}))
     assert "examples" in json.dumps(spec["components"]["schemas"]["ScoreRequest"])
+
+
+def test_leads_of_one_account_are_rolled_up(client, demo_dir):
+    _, as_of, _, body = _body(demo_dir, 3, skip=60)
+    leads = body["leads"]
+    for i, (title, email) in enumerate([("CFO", "a.b@acme-werke.de"), ("Werkstudentin", "c.d@acme-werke.de"),
+                                        ("Geschäftsführer", "e.f@other-firm.de")]):
+        leads[i]["lead"].update(job_title=title, email=email, lead_id=f"ACC-{i}")
+        leads[i]["activities"].append({"occurred_at": (as_of - pd.Timedelta(days=3)).isoformat(),
+                                       "activity_type": "webinar_attendance", "channel": "event"})
+    out = client.post("/score", json=body).json()
+    acme, other = out[0]["account"], out[2]["account"]
+    assert acme == out[1]["account"] and acme["key"] == "acme-werke.de" and acme["n_leads"] == 2
+    p = [out[0]["probability"], out[1]["probability"]]
+    assert acme["probability"] == pytest.approx(1 - (1 - p[0]) * (1 - p[1]), abs=1e-12)  # noisy-OR
+    assert {"decision_maker", "budget_holder"} <= set(acme["roles_covered"]) and "user" in acme["roles_missing"]
+    assert other["key"] == "other-firm.de" and other["n_leads"] == 1 and "decision_maker" in other["roles_covered"]
+    assert "budget holder" in other["coverage_text"].lower()
