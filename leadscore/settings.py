@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         raw = self.api_keys.get_secret_value() if self.api_keys else ""
         return [k.strip() for k in raw.split(",") if k.strip()]
 
+    def pseudonym_secret(self) -> bytes | None:
+        """The pseudonymisation key as the HMAC takes it (None when it is not set)."""
+        key = self.pseudonym_key.get_secret_value().strip() if self.pseudonym_key else ""
+        return key.encode() or None
+
     def ledger(self) -> str:
         return self.ledger_url or f"sqlite:///{Path('ledger.db').resolve()}"
 

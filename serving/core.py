@@ -96,11 +96,11 @@ class ScoringCore:
         if not self.settings.keys():
             raise RuntimeError("LEADSCORE_API_KEYS is not set: every request would be refused "
                                "(run `leadscore keygen` for a demo key)")
-        key = self.settings.pseudonym_key
-        if key is None or not key.get_secret_value().strip():
+        secret = self.settings.pseudonym_secret()
+        if secret is None:
             raise RuntimeError("LEADSCORE_PSEUDONYM_KEY is not set: lead ids in the ledger and logs are pseudonymised "
                                "with it (run `leadscore keygen` for a demo key)")
-        return key.get_secret_value().strip().encode()
+        return secret
 
     def verify(self) -> None:
         """Score a test lead with the rules and the model; a model that fails is dropped (the rules

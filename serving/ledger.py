@@ -178,6 +178,19 @@ class Ledger:
             rows = conn.execute(newest_first).mappings().all()
         return [_row_entry(r) for r in reversed(rows)]
 
+    def scores(self) -> list[dict[str, Any]]:
+        """Every recorded score in id order: lead_key, scorer, model_version, as_of, probability and
+        grade (what monitoring joins with later outcomes). An SQLite file that does not exist holds
+        none and is not created. Raises LedgerError on failure."""
+        if self.backend == "sqlite":
+            database = self._url.database or ""
+            if database not in ("", ":memory:") and not database.startswith("file:") and not Path(database).exists():
+                return []
+        c = score_ledger.c
+        query = select(c.lead_key, c.scorer, c.model_version, c.as_of, c.probability, c.grade).order_by(c.id)
+        with self._connection("read") as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
+
     def ping(self) -> None:
         """Raise LedgerError unless the database answers and the ledger table exists (or was just created)."""
         with self._connection("read") as conn:
