@@ -739,6 +739,68 @@ def attribution(
                   f"→ {out_dir}", highlight=False)
 
 
+@app.command()
+def monitor(
+    data: str = typer.Option(..., "--data", help=EXPORT_HELP + " A newer export, with the outcomes since the scores."),
+    ledger_url: Optional[str] = typer.Option(None, "--ledger", help="Score ledger URL (default: LEADSCORE_LEDGER_URL, else ./ledger.db)."),
+    scores_file: Optional[Path] = typer.Option(None, "--scores", help="Also check a batch scores CSV from `leadscore score --out`."),
+    out_dir: Path = typer.Option(Path("reports/monitor"), "--out", help="Where monitor.csv, monitor_grades.csv, the plots, monitor.json and monitor.html go."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Are the served scores still right? Each score in the ledger (and --scores) joined with its
+    outcome in a newer export: AUC, calibration and win rate per grade, per month and model version."""
+    import pandas as pd
+
+    from leadscore.settings import get_settings
+    from serving.ledger import LedgerError
+    from training.monitor import ALL, API, label_scores, read_ledger, read_scores_file, write_monitor
+
+    settings = get_settings()
+    url = ledger_url or settings.ledger()
+    with _Guard():
+        params = _params(params_path)
+        export = _read(data)
+        try:
+            served = read_ledger(url)
+        except LedgerError as exc:
+            _fail(str(exc))
+        parts = [served]
+        if scores_file is not None:
+            batch = read_scores_file(scores_file)
+            if batch.attrs.get("dropped"):
+                console.print(f"[yellow]{scores_file}: {batch.attrs['dropped']:,} row(s) without a readable as_of, "
+                              f"probability or lead_id were left out (first on line {batch.attrs['first_dropped_line']})[/]",
+                              highlight=False, soft_wrap=True)
+            parts.append(batch)
+        scores = pd.concat([p for p in parts if len(p)] or [served], ignore_index=True)
+        secret = settings.pseudonym_secret()
+        with _Steps(1) as bar, bar.step(f"labelling {len(scores):,} scores with the outcomes of {data}"):
+            labelled = label_scores(scores, export, params.features, secret)
+        summary = write_monitor(labelled, out_dir, data_end=export.data_end, horizon_days=params.features.horizon_days,
+                                meta={"export": data, "ledger": served.attrs["ledger"],
+                                      "scores_file": str(scores_file) if scores_file else None})
+    shown = pd.DataFrame(summary["months"])
+    view = Table(title=f"scores vs outcomes to {export.data_end:%Y-%m-%d} ({params.features.horizon_days}-day horizon)",
+                 show_edge=False)
+    for col in ("", "month", "scores", "labelled", "won", "AUC", "mean p", "win rate", "ECE"):
+        view.add_column(col, justify="left" if col in ("", "month") else "right", no_wrap=col in ("", "month"))
+
+    def num(v, fmt: str) -> str:
+        return "–" if v is None or pd.isna(v) else format(v, fmt)
+
+    for row in shown.itertuples(index=False):
+        who = f"{'served' if row.source == API else row.source} {row.scorer}"
+        view.add_row(who, row.month, f"{row.scores:,}", f"{row.labelled:,}", f"{row.positives:,}",
+                     num(row.roc_auc, ".3f"), num(row.mean_predicted, ".1%"), num(row.observed_rate, ".1%"),
+                     num(row.ece, ".3f"), style="bold" if row.month == ALL else None)
+    out.print(view)
+    for sentence in summary["headline"]:
+        console.print(sentence, highlight=False, soft_wrap=True)
+    console.print(f"[green]✓[/] → {out_dir}: " + ", ".join(Path(p).name for p in summary["files"].values())
+                  + ", monitor.json", highlight=False)
+    console.print(f"open {(out_dir / 'monitor.html').resolve()}", highlight=False, soft_wrap=True)
+
+
 def _env_lines(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}

@@ -1,0 +1,519 @@
+"""Are the served scores still right? Served scores joined with the outcomes of a newer export.
+
+Every score the API served is in the ledger under a keyed pseudonym of its lead; a batch scores
+file (``leadscore score --out``) may be added. A newer CRM export tells what happened since. For
+each score:
+
+- its lead is found by computing ``pseudonym(lead_id, key)`` for every lead of the export (the raw
+  id is never in the ledger). A score whose lead is not in the export is ``unknown_lead``: counted
+  and reported, never dropped silently. A wrong key makes every score unknown; the summary says so.
+- its outcome is the label the training snapshots would give that (lead, as_of):
+  :func:`features.snapshots.training_snapshots` is asked about a one-snapshot copy of the lead
+  created at the score's as_of, with the export's end, so the rule (first opportunity within
+  ``features.horizon_days``, later won; censored while the horizon or the deal is still open) is
+  the one the model was trained on, not a copy of it. ``positive`` and ``negative`` are labelled;
+  ``censored`` is counted and left out of every metric; ``after_hand_over`` (scored when the lead's
+  first opportunity already existed, which training never does) likewise.
+
+Per source (``api``: the ledger, ``batch``: a scores file), scorer (``model`` or ``rules``, never
+mixed), model version and month of as_of — and over all versions (``model_version`` "all") and
+all months (``month`` "all") — :func:`monitor_table` gives the counts, ROC AUC (None when one class
+is absent), mean predicted probability vs observed win rate, and ECE (equal-count bins,
+:func:`models.calibration.expected_calibration_error`); :func:`grade_table` the win rate per grade.
+:func:`write_monitor` writes the CSVs, ``reliability.png``, ``win_rate_by_grade.png``,
+``monitor.json`` and ``monitor.html`` (one self-contained page: inline CSS, plots as data URIs).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from features.contract import Export, parse_timestamps
+from features.snapshots import first_opportunities, training_snapshots
+from leadscore.params import FeatureParams
+from models.calibration import expected_calibration_error, reliability_table
+from training.plots import GRADES, win_rate_by_grade_table
+
+API, BATCH = "api", "batch"
+ALL = "all"
+POSITIVE, NEGATIVE, CENSORED, AFTER_HAND_OVER, UNKNOWN_LEAD = (
+    "positive", "negative", "censored", "after_hand_over", "unknown_lead")
+OUTCOMES = (POSITIVE, NEGATIVE, CENSORED, AFTER_HAND_OVER, UNKNOWN_LEAD)
+GROUP = ("source", "scorer", "model_version", "month")
+COLUMNS = (*GROUP, "scores", "unknown_lead", "after_hand_over", "censored", "labelled", "positives",
+           "mean_predicted", "observed_rate", "roc_auc", "ece")
+GRADE_COLUMNS = (*GROUP, "grade", "labelled", "wins", "win_rate", "mean_predicted")
+SCORE_COLUMNS = ("source", "scorer", "model_version", "as_of", "probability", "grade")
+BATCH_REQUIRED = ("lead_id", "as_of", "probability", "grade", "scorer", "model_version")
+MAX_CURVES = 6  # reliability lines in one plot; the JSON has every group's bins
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the scores
+# ---------------------------------------------------------------------------------------------
+
+
+def read_ledger(url: str) -> pd.DataFrame:
+    """Every served score in the ledger at ``url``: lead_key, source "api", scorer, model_version,
+    as_of (naive UTC), probability, grade. A SQLite file that does not exist holds no scores (it is
+    not created). Raises LedgerError when the database cannot be read."""
+    from serving.ledger import Ledger
+
+    ledger = Ledger(url, timeout_s=5.0)
+    try:
+        rows = ledger.scores()
+    finally:
+        ledger.close()
+    table = _frame(rows, ("lead_key", "scorer", "model_version", "as_of", "probability", "grade"))
+    table.insert(1, "source", API)
+    table["as_of"] = parse_timestamps(pd.Series(table["as_of"], dtype="object"))
+    table.attrs["ledger"] = ledger.describe()
+    return table
+
+
+def read_scores_file(path: Path | str) -> pd.DataFrame:
+    """A ``leadscore score --out`` CSV as lead_id, source "batch", scorer, model_version, as_of,
+    probability, grade. Rows with an unreadable as_of or probability are dropped and counted in
+    ``table.attrs["dropped"]``. Raises ValueError naming the file and the missing columns."""
+    path = Path(path)
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    missing = [c for c in BATCH_REQUIRED if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: expected the columns of `leadscore score --out` ({', '.join(BATCH_REQUIRED)}); "
+                         f"missing {', '.join(missing)}")
+    table = pd.DataFrame({
+        "lead_id": raw["lead_id"],
+        "source": BATCH,
+        "scorer": raw["scorer"],
+        "model_version": raw["model_version"],
+        "as_of": parse_timestamps(raw["as_of"]),
+        "probability": pd.to_numeric(raw["probability"], errors="coerce"),
+        "grade": raw["grade"],
+    })
+    bad = table["as_of"].isna() | ~table["probability"].between(0, 1) | table["lead_id"].isna()
+    table = table.loc[~bad].reset_index(drop=True)
+    table.attrs["dropped"] = int(bad.sum())
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # header is line 1
+        table.attrs["first_dropped_line"] = first
+    return table
+
+
+def _frame(rows: list[dict], columns) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcomes
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Probe(Export):
+    """An export whose end is fixed, whatever its tables hold (see :func:`outcomes_at`)."""
+
+    end: pd.Timestamp | None = None
+
+    @property
+    def data_end(self) -> pd.Timestamp:
+        return self.end
+
+
+def outcomes_at(export: Export, pairs: pd.DataFrame, cfg: FeatureParams) -> pd.Series:
+    """The outcome of each (lead_id, as_of) row of ``pairs`` (leads of ``export``): positive,
+    negative, censored or after_hand_over, indexed like ``pairs``.
+
+    The label is what :func:`training_snapshots` gives: each distinct pair becomes a lead of its own,
+    created at the as_of, with the real lead's opportunities, asked for exactly one snapshot (at
+    creation) against the real export's end. A pair it leaves out was censored, unless the lead's
+    first opportunity was created before the as_of (training never snapshots a lead after that).
+    """
+    if pairs.empty:
+        return pd.Series([], index=pairs.index, dtype="object")
+    distinct = pairs[["lead_id", "as_of"]].drop_duplicates().reset_index(drop=True)
+    distinct["probe"] = "p" + distinct.index.astype(str)
+    leads = distinct.rename(columns={"probe": "lead_id", "lead_id": "real", "as_of": "created_at"})
+    opps = export.opportunities.merge(distinct[["lead_id", "probe"]], on="lead_id")
+    opps = opps.drop(columns="lead_id").rename(columns={"probe": "lead_id"})
+    probe = _Probe(leads=leads[["lead_id", "created_at"]], activities=export.activities.iloc[:0],
+                   opportunities=opps, end=export.data_end)
+    # max age < snapshot spacing: one snapshot per probe lead, at its creation (= the score's as_of).
+    one = cfg.model_copy(update={"snapshot_every_days": 2, "max_snapshot_age_days": 1})
+    snaps, _ = training_snapshots(probe, one)
+    label = distinct["probe"].map(snaps.set_index("lead_id")["label"])
+    first = first_opportunities(export.opportunities).set_index("lead_id")["created_at"]
+    handed_over = distinct["lead_id"].map(first) < distinct["as_of"]
+    outcome = np.where(label == 1, POSITIVE, np.where(label == 0, NEGATIVE,
+                                                      np.where(handed_over, AFTER_HAND_OVER, CENSORED)))
+    distinct["outcome"] = outcome
+    merged = pairs[["lead_id", "as_of"]].merge(distinct[["lead_id", "as_of", "outcome"]], on=["lead_id", "as_of"],
+                                               how="left")
+    return pd.Series(merged["outcome"].to_numpy(), index=pairs.index, dtype="object")
+
+
+def label_scores(scores: pd.DataFrame, export: Export, cfg: FeatureParams, key: bytes | None = None) -> pd.DataFrame:
+    """``scores`` (from :func:`read_ledger` and/or :func:`read_scores_file`) with lead_id, month
+    (YYYY-MM of as_of), outcome (see the module docstring) and label (1/0, NaN unless labelled).
+
+    Ledger rows (lead_key) are matched by ``pseudonym(lead_id, key)`` of every lead of the export;
+    batch rows carry their lead_id. Raises ValueError when ledger rows are given without a key.
+    """
+    table = scores.copy().reset_index(drop=True)
+    table["as_of"] = pd.to_datetime(table["as_of"])
+    if "lead_id" not in table.columns:
+        table["lead_id"] = None
+    if "lead_key" in table.columns and table["lead_key"].notna().any():
+        if not key:
+            raise ValueError("LEADSCORE_PSEUDONYM_KEY is not set: the ledger stores leads under a keyed pseudonym, "
+                             "so it is needed to find them in the export (use the key the service ran with)")
+        from serving.ledger import pseudonym
+
+        by_key = {pseudonym(str(lead_id), key): lead_id for lead_id in export.leads["lead_id"]}
+        from_ledger = table["lead_key"].notna()
+        table.loc[from_ledger, "lead_id"] = table.loc[from_ledger, "lead_key"].map(by_key)
+    known = table["lead_id"].isin(set(export.leads["lead_id"]))
+    table["outcome"] = UNKNOWN_LEAD
+    table.loc[known, "outcome"] = outcomes_at(export, table.loc[known, ["lead_id", "as_of"]], cfg)
+    table["label"] = table["outcome"].map({POSITIVE: 1.0, NEGATIVE: 0.0})
+    table["month"] = table["as_of"].dt.strftime("%Y-%m")
+    table["model_version"] = table["model_version"].fillna("(none)").astype(str)
+    table["grade"] = table["grade"].astype(str)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+
+def _groups(labelled: pd.DataFrame):
+    """(source, scorer, model_version, month) and the rows of every group, including the "all"
+    version and "all" month roll-ups of each source and scorer (never across scorers)."""
+    for (source, scorer), part in labelled.groupby(["source", "scorer"], sort=True):
+        for version in [*sorted(part["model_version"].unique()), ALL]:
+            rows_v = part if version == ALL else part.loc[part["model_version"] == version]
+            for month in [*sorted(rows_v["month"].unique()), ALL]:
+                rows = rows_v if month == ALL else rows_v.loc[rows_v["month"] == month]
+                yield (source, scorer, version, month), rows
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
+
+
+def group_metrics(rows: pd.DataFrame) -> dict:
+    """Counts and metrics of one group of labelled scores (metrics on the labelled rows only)."""
+    counts = rows["outcome"].value_counts()
+    done = rows.loc[rows["label"].notna()]
+    y, p = done["label"].to_numpy(dtype="int64"), done["probability"].to_numpy(dtype="float64")
+    return {
+        "scores": int(len(rows)),
+        "unknown_lead": int(counts.get(UNKNOWN_LEAD, 0)),
+        "after_hand_over": int(counts.get(AFTER_HAND_OVER, 0)),
+        "censored": int(counts.get(CENSORED, 0)),
+        "labelled": int(len(done)),
+        "positives": int(y.sum()),
+        "mean_predicted": float(p.mean()) if len(p) else None,
+        "observed_rate": float(y.mean()) if len(y) else None,
+        "roc_auc": _auc(y, p),
+        "ece": expected_calibration_error(y, p) if len(p) else None,
+    }
+
+
+def monitor_table(labelled: pd.DataFrame) -> pd.DataFrame:
+    """One row per group (see :func:`_groups`) with :func:`group_metrics`; columns :data:`COLUMNS`."""
+    rows = [{**dict(zip(GROUP, key)), **group_metrics(part)} for key, part in _groups(labelled)]
+    return _frame(rows, COLUMNS)
+
+
+def grade_table(labelled: pd.DataFrame) -> pd.DataFrame:
+    """Per group and grade (A–D, then any other grade seen): labelled scores, wins, win rate and
+    mean predicted probability (NaN for a grade without labelled scores)."""
+    out = []
+    for key, part in _groups(labelled):
+        done = part.loc[part["label"].notna()]
+        y = done["label"].to_numpy(dtype="int64")
+        table = win_rate_by_grade_table(y, {"g": done["grade"].to_numpy()})
+        means = done.groupby("grade")["probability"].mean()
+        for row in table.itertuples(index=False):
+            out.append({**dict(zip(GROUP, key)), "grade": row.grade, "labelled": row.rows, "wins": row.wins,
+                        "win_rate": row.win_rate, "mean_predicted": means.get(row.grade, np.nan)})
+    return _frame(out, GRADE_COLUMNS)
+
+
+def reliability_bins(labelled: pd.DataFrame) -> dict[str, list[dict]]:
+    """Equal-count reliability bins (rows, mean predicted, observed rate) over all months of every
+    (source, scorer, model version) with labelled scores, by :func:`group_name`."""
+    out = {}
+    for (source, scorer, version, month), part in _groups(labelled):
+        done = part.loc[part["label"].notna()]
+        if month == ALL and version != ALL and len(done):
+            out[group_name(source, scorer, version)] = reliability_table(done["label"].to_numpy(),
+                                                                         done["probability"].to_numpy())
+    return out
+
+
+def group_name(source: str, scorer: str, version: str) -> str:
+    """How a group is named in plots and the JSON: "served model v3", "batch rules rules:1"."""
+    who = "served" if source == API else "batch"
+    shown = version if version.startswith(scorer) else f"v{version}" if scorer == "model" else version
+    return f"{who} {scorer} {shown}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary in words
+# ---------------------------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or pd.isna(x) else f"{x:.0%}" if x >= 0.1 or x == 0 else f"{x:.1%}"
+
+
+def _pct_text(x: float | None) -> str:
+    return _pct(x).replace("%", " %")
+
+
+def summarize(labelled: pd.DataFrame, table: pd.DataFrame, grades: pd.DataFrame, *, data_end: pd.Timestamp,
+              horizon_days: int) -> dict:
+    """Counts per outcome and source, the plain-language sentences of the report (one on the counts,
+    then one per source, scorer and month), and the headline: the counts and each latest month."""
+    counts = {source: {o: int((part["outcome"] == o).sum()) for o in OUTCOMES} | {"scores": int(len(part))}
+              for source, part in labelled.groupby("source")}
+    sentences = []
+    served = labelled.loc[labelled["source"] == API]
+    if len(served):
+        by_scorer = served["scorer"].value_counts()
+        c = counts[API]
+        sentences.append(
+            f"The ledger holds {len(served):,} served scores ("
+            + ", ".join(f"{n:,} from the {s}" for s, n in by_scorer.items())
+            + f") with as_of from {served['as_of'].min():%Y-%m-%d} to {served['as_of'].max():%Y-%m-%d}. "
+            f"Labelled: {c[POSITIVE] + c[NEGATIVE]:,}; censored: {c[CENSORED]:,} (the {horizon_days}-day horizon or "
+            f"the deal still open at the export's end, {data_end:%Y-%m-%d}); lead not in this export: "
+            f"{c[UNKNOWN_LEAD]:,}; scored after the lead's first opportunity: {c[AFTER_HAND_OVER]:,}.")
+        if c[UNKNOWN_LEAD] == len(served):
+            sentences.append("None of the served scores matched a lead of this export: is LEADSCORE_PSEUDONYM_KEY "
+                             "the key the service ran with, and is this export from the same CRM?")
+    elif not len(labelled):
+        sentences.append("There are no scores to check: the ledger is empty and no scores file was given.")
+    headline = sentences[:1]
+    for (source, scorer), _ in labelled.groupby(["source", "scorer"], sort=True):
+        rows = table.loc[(table["source"] == source) & (table["scorer"] == scorer) & (table["model_version"] == ALL)
+                         & (table["month"] != ALL) & (table["labelled"] > 0)]
+        who = "served" if source == API else "batch"
+        for row in rows.itertuples(index=False):
+            g = grades.loc[(grades["source"] == source) & (grades["scorer"] == scorer) & (grades["model_version"] == ALL)
+                           & (grades["month"] == row.month) & (grades["labelled"] > 0)].set_index("grade")
+            present = [gr for gr in GRADES if gr in g.index]
+            graded = [f"grade {gr} leads won {_pct_text(g.at[gr, 'win_rate'])} of the time" if i == 0
+                      else f"{gr} {_pct_text(g.at[gr, 'win_rate'])}" for i, gr in enumerate(present)]
+            auc = f"AUC {row.roc_auc:.2f}" if row.roc_auc is not None and pd.notna(row.roc_auc) else "AUC not defined (one outcome only)"
+            sentences.append(
+                f"In {row.month}, {row.labelled:,} {who} {scorer} scores were labelled ({row.positives:,} won); {auc}; "
+                + (", ".join(graded) + "; " if graded else "")
+                + f"the {scorer} predicted a win rate of {_pct_text(row.mean_predicted)}, {_pct_text(row.observed_rate)} "
+                f"won (ECE {row.ece:.3f}).")
+        if len(rows):
+            headline.append(sentences[-1])  # the latest month of each source and scorer
+    return {"counts": counts, "sentences": sentences, "headline": headline}
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def write_monitor(labelled: pd.DataFrame, out_dir: Path | str, *, data_end: pd.Timestamp, horizon_days: int,
+                  meta: dict | None = None) -> dict:
+    """Write monitor.csv, monitor_grades.csv, reliability.png, win_rate_by_grade.png, monitor.json
+    and monitor.html into ``out_dir``; returns the summary (what monitor.json holds)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table, grades = monitor_table(labelled), grade_table(labelled)
+    bins = reliability_bins(labelled)
+    table.to_csv(out / "monitor.csv", index=False)
+    grades.to_csv(out / "monitor_grades.csv", index=False)
+    _reliability_png(table, bins, out / "reliability.png")
+    _grades_png(grades, out / "win_rate_by_grade.png")
+    summary = {**(meta or {}), "data_end": str(data_end), "horizon_days": horizon_days,
+               **summarize(labelled, table, grades, data_end=data_end, horizon_days=horizon_days),
+               "months": _records(table.loc[table["model_version"] == ALL]),
+               "reliability": bins,
+               "files": {name: str(out / name) for name in ("monitor.csv", "monitor_grades.csv", "reliability.png",
+                                                            "win_rate_by_grade.png", "monitor.html")}}
+    (out / "monitor.json").write_text(json.dumps(summary, indent=1, default=str))
+    (out / "monitor.html").write_text(render_html(summary, table, grades, out), encoding="utf-8")
+    return summary
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in table.to_dict("records")]
+
+
+def _reliability_png(table: pd.DataFrame, bins: dict[str, list[dict]], path: Path) -> Path:
+    from training.plots import _colours, _figure, _save
+
+    overall = table.loc[(table["month"] == ALL) & (table["model_version"] != ALL) & (table["labelled"] > 0)]
+    overall = overall.sort_values("labelled", ascending=False, kind="stable").head(MAX_CURVES)
+    names = [group_name(r.source, r.scorer, r.model_version) for r in overall.itertuples()]
+    colours = _colours(names)
+    fig, axes = _figure(figsize=(6.0, 5.0))
+    ax = axes[0, 0]
+    top = max([max(b["mean_predicted"], b["observed_rate"]) for n in names for b in bins[n]] or [1.0]) * 1.05 or 1.0
+    ax.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="perfectly calibrated")
+    for i, (name, row) in enumerate(zip(names, overall.itertuples())):
+        part = bins[name]
+        ax.plot([b["mean_predicted"] for b in part], [b["observed_rate"] for b in part], marker="os^DvP"[i % 6],
+                color=colours[name], label=f"{name} (n {row.labelled:,}, ECE {row.ece:.3f})")
+    if not names:
+        ax.text(0.5, 0.5, "no labelled scores yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted probability (equal-count bins)",
+           ylabel="observed win rate")
+    ax.set_title("Reliability of the scores served", fontsize=11)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _grades_png(grades: pd.DataFrame, path: Path) -> Path:
+    from training.plots import _colours, _figure, _percent, _save
+
+    shown = grades.loc[(grades["month"] == ALL) & (grades["model_version"] == ALL)]
+    groups = [(s, sc) for (s, sc), part in shown.groupby(["source", "scorer"], sort=True) if part["labelled"].sum() > 0]
+    names = [f"{'served' if s == API else 'batch'} {sc}" for s, sc in groups]
+    colours = _colours(names)
+    order = list(dict.fromkeys(shown["grade"])) or list(GRADES)
+    fig, axes = _figure(figsize=(6.5, 4.5))
+    ax = axes[0, 0]
+    x = np.arange(len(order))
+    width = 0.8 / max(1, len(groups))
+    for i, ((source, scorer), name) in enumerate(zip(groups, names)):
+        part = shown.loc[(shown["source"] == source) & (shown["scorer"] == scorer)].set_index("grade").reindex(order)
+        rates = part["win_rate"].fillna(0.0).to_numpy()
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), rates, width, color=colours[name], label=name)
+        ax.bar_label(bars, labels=[f"{r:.1%}\nn {int(n):,}" if n else "" for r, n in
+                                   zip(rates, part["labelled"].fillna(0))], fontsize=7, padding=2)
+    if not groups:
+        ax.text(0.5, 0.5, "no labelled scores yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks(x, order)
+    ax.set(xlabel="grade served", ylabel="win rate (labelled scores)")
+    ax.set_ylim(0, float(np.nan_to_num(shown["win_rate"].max(skipna=True))) * 1.3 or 1.0)
+    ax.yaxis.set_major_formatter(_percent())
+    ax.set_title("Win rate by grade, all months", fontsize=11)
+    if groups:
+        ax.legend(loc="upper right", fontsize=8)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#1d2733;
+ max-width:1100px;line-height:1.45;font-size:14px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d6dde5;padding-bottom:4px}
+.meta{color:#5b6b7c;font-size:12.5px;margin-bottom:14px}
+.summary{background:#f3f7fb;border-left:4px solid #2b6cb0;padding:10px 16px;margin:12px 0}
+.summary p{margin:6px 0}
+table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px;width:100%}
+th,td{padding:4px 7px;border-bottom:1px solid #e3e8ee;text-align:right;white-space:nowrap}
+th{background:#eef2f6;font-weight:600;white-space:normal;vertical-align:bottom}
+.scroll{overflow-x:auto}th:nth-child(-n+4),td:nth-child(-n+4){text-align:left}
+tr.all td{font-weight:600;background:#fafbfc}
+.plots{display:flex;flex-wrap:wrap;gap:12px}.plots img{max-width:100%;width:480px;border:1px solid #e3e8ee}
+.note{color:#5b6b7c;font-size:12px}
+"""
+
+
+def _cell(value, kind: str = "") -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if kind == "pct":
+        return _pct_text(float(value))
+    if kind == "f3":
+        return f"{float(value):.3f}"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    return html.escape(str(value))
+
+
+def _html_table(frame: pd.DataFrame, columns: list[tuple[str, str, str]], table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in columns)
+    body = []
+    for row in frame.to_dict("records"):
+        css = ' class="all"' if row.get("month") == ALL else ""
+        body.append(f"<tr{css}>" + "".join(f"<td>{_cell(row[c], kind)}</td>" for c, _, kind in columns) + "</tr>")
+    return (f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")
+
+
+def _for_reading(frame: pd.DataFrame) -> pd.DataFrame:
+    """The page's view of a table: "served" for the API, and no "all versions" rows where a scorer
+    had one version only (they would repeat it; the CSVs keep them)."""
+    single = frame.loc[frame["model_version"] != ALL].groupby(["source", "scorer"])["model_version"].nunique()
+    one = {key for key, n in single.items() if n == 1}
+    redundant = [(s, sc) in one and v == ALL for s, sc, v in zip(frame["source"], frame["scorer"], frame["model_version"])]
+    shown = frame.loc[~np.asarray(redundant, dtype=bool)].copy()
+    shown["source"] = shown["source"].replace({API: "served"})
+    return shown
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def render_html(summary: dict, table: pd.DataFrame, grades: pd.DataFrame, out_dir: Path) -> str:
+    """One self-contained page: inline CSS, the PNGs as data URIs, no script, nothing fetched."""
+    table, grades = _for_reading(table), _for_reading(grades)
+    group = [("source", "source", ""), ("scorer", "scorer", ""), ("model_version", "version", ""), ("month", "month", "")]
+    main = _html_table(table, [*group, ("scores", "scores", ""), ("labelled", "labelled", ""),
+                               ("positives", "won", ""), ("censored", "censored", ""),
+                               ("unknown_lead", "lead not in export", ""), ("after_hand_over", "after hand-over", ""),
+                               ("roc_auc", "ROC AUC", "f3"), ("mean_predicted", "predicted", "pct"),
+                               ("observed_rate", "observed", "pct"), ("ece", "ECE", "f3")], "monitor-table")
+    grade_order = list(dict.fromkeys(grades["grade"]))
+    rows = []
+    for key, part in grades.groupby(list(GROUP), sort=False):
+        rec = dict(zip(GROUP, key))
+        for g in part.itertuples(index=False):
+            rec[g.grade] = f"{_pct_text(g.win_rate)} of {int(g.labelled):,}" if g.labelled else "–"
+        rows.append(rec)
+    grade_html = _html_table(pd.DataFrame(rows, columns=[*GROUP, *grade_order]),
+                             [*group, *[(g, f"grade {g}: won", "") for g in grade_order]], "grade-table")
+    sentences = "".join(f"<p>{html.escape(s)}</p>" for s in summary["sentences"])
+    labels = {"export": "export", "data_end": "export ends", "horizon_days": "horizon (days)", "ledger": "ledger",
+              "scores_file": "batch scores"}
+    meta = " · ".join(html.escape(f"{label}: {summary[k]}") for k, label in labels.items() if summary.get(k) is not None)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>leadscore monitor: are the served scores still right?</title><style>{_CSS}</style></head>
+<body>
+<h1>Are the served scores still right?</h1>
+<div class="meta">{meta}</div>
+<div class="summary" id="summary">{sentences}</div>
+<h2>Per month and model version</h2>
+{main}
+<p class="note">Labelled = positive or negative by the training label: the lead's first opportunity created within
+{summary['horizon_days']} days of the score's as_of and won. Censored scores (horizon or deal still open at the
+export's end), scores of leads not in the export and scores given after the lead's first opportunity are counted
+but not measured. ROC AUC is empty when a group has only one outcome. "all" rows sum the months or versions of one
+source and scorer; the model and the rules are never mixed.</p>
+<h2>Win rate by grade</h2>
+{grade_html}
+<h2>Plots</h2>
+<div class="plots">
+<img alt="Reliability of the scores served" src="{_data_uri(out_dir / 'reliability.png')}">
+<img alt="Win rate by grade" src="{_data_uri(out_dir / 'win_rate_by_grade.png')}">
+</div>
+</body></html>
+"""
