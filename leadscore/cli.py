@@ -774,6 +774,9 @@ def monitor(
             parts.append(batch)
         scores = pd.concat([p for p in parts if len(p)] or [served], ignore_index=True)
         secret = settings.pseudonym_secret()
+        if secret is None and len(served):
+            _fail("LEADSCORE_PSEUDONYM_KEY is not set (environment or .env): the ledger stores leads under a keyed "
+                  "pseudonym, so the key the service ran with is needed to find them in the export")
         with _Steps(1) as bar, bar.step(f"labelling {len(scores):,} scores with the outcomes of {data}"):
             labelled = label_scores(scores, export, params.features, secret)
         summary = write_monitor(labelled, out_dir, data_end=export.data_end, horizon_days=params.features.horizon_days,

@@ -82,3 +82,21 @@ def test_monitor_thresholds_must_be_ordered(tmp_path):
 
     with pytest.raises(ParamsError, match="psi_warn"):
         load_params(_params_file(tmp_path, psi_warn=0.3, psi_alert=0.2))
+
+
+def test_monitor_without_the_pseudonym_key_says_so(demo_dir, tmp_path, monkeypatch):
+    from datetime import datetime
+
+    from serving.ledger import Ledger, LedgerEntry, pseudonym
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    ledger.record([LedgerEntry(lead_key=pseudonym("L000001", b"k"), as_of=datetime(2026, 1, 1), scored_at=datetime(2026, 1, 1),
+                               scorer="model", model_version="1", probability=0.2, score=20, grade="B", reasons=[],
+                               features={})])
+    ledger.close()
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("LEADSCORE_PSEUDONYM_KEY")
+    result = CliRunner().invoke(app, ["monitor", "--data", str(demo_dir), "--ledger", url, "--out", str(tmp_path / "m"),
+                                      "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1 and "LEADSCORE_PSEUDONYM_KEY" in result.output, result.output
