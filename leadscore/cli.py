@@ -673,7 +673,12 @@ def drift(
                                      score_reference=model.predict_proba(reference),
                                      score_recent=model.predict_proba(recent), warn=mon.psi_warn,
                                      alert=mon.psi_alert, n_bins=mon.psi_bins)
-        summary = write_drift(result, out_dir)
+        older_note = (f"{int((~in_range).sum()):,} of {len(snaps):,} open-lead snapshots were older than "
+                      f"{params.features.max_snapshot_age_days} days, outside what the model learned from, and are "
+                      "counted but not compared.")
+        summary = write_drift(result, out_dir, notes=[older_note], meta={
+            "model version": model.version, "export": data, "export ends": export.data_end.date(),
+            "recent window (days)": mon.window_days, "reference": f"training rows {start.date()} – {end.date()}"})
         summary.update({"model_version": model.version, "window_days": mon.window_days, "data_end": str(export.data_end),
                         "recent_snapshots": int(len(recent_snaps)),
                         "older_than_training_range": int((~in_range).sum()),

@@ -33,6 +33,8 @@ All of it is vectorised over the touches of all deals (one pass per model, no lo
 
 from __future__ import annotations
 
+import html
+
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -254,10 +256,11 @@ def write_attribution(export, sales_activity_types: Collection[str], out_dir: Pa
     deals, touches = _journeys(export, sales_activity_types)
     channel = _credit(deals, touches, "channel", half_life_days)
     channel.to_csv(out / "attribution_channel.csv", index=False)
-    _credit(deals, touches, "campaign", half_life_days).to_csv(out / "attribution_campaign.csv", index=False)
+    campaign = _credit(deals, touches, "campaign", half_life_days)
+    campaign.to_csv(out / "attribution_campaign.csv", index=False)
     per_quarter = deals.groupby("quarter")["deal"].size().to_dict()
     _attribution_png(attribution_table(channel), per_quarter, out / "attribution_channel.png")
-    return {
+    summary = {
         "deals": len(deals),
         "deals_without_touch": int((~deals["deal"].isin(touches["deal"])).sum()),
         "deals_without_amount": int(deals["amount"].isna().sum()),
@@ -265,3 +268,34 @@ def write_attribution(export, sales_activity_types: Collection[str], out_dir: Pa
         "quarters": sorted(per_quarter),
         "half_life_days": float(half_life_days),
     }
+    (out / "attribution.html").write_text(_attribution_html(summary, channel, campaign, per_quarter, out))
+    return summary
+
+
+def _attribution_html(summary: dict, channel: pd.DataFrame, campaign: pd.DataFrame, per_quarter: dict[str, int],
+                      out: Path) -> str:
+    """The report as one page: what was counted, credit by channel per quarter, campaigns of the last quarter."""
+    from training import report_html
+
+    models = [(m, m.replace("_", " "), "f2") for m in MODELS]
+    sentences = [
+        f"{summary['deals']:,} won deals in {len(summary['quarters'])} quarters, credited over {summary['touches']:,} "
+        f"marketing touches before each opportunity was created ({summary['deals_without_touch']} deals without a "
+        f"touch, {summary['deals_without_amount']} without an amount).",
+        "Every deal gives one unit of credit per model: first touch, last touch, linear (equal), time-decay "
+        f"(half-life {summary['half_life_days']:g} days) and position-based (40 % first, 40 % last, 20 % between).",
+    ]
+    if not per_quarter:
+        return report_html.page("Which touches won the deals?", {}, sentences, "<p>No won deals.</p>")
+    last = max(per_quarter)
+    wide_channel = attribution_table(channel).round(2)
+    wide_campaign = attribution_table(campaign)
+    wide_campaign = wide_campaign.loc[wide_campaign["quarter"] == last].round(2)
+    body = (f"<h2>Deal credit by channel and quarter</h2>"
+            + report_html.table(wide_channel, [("quarter", "quarter", ""), ("key", "channel", ""), *models], "channel-table")
+            + f"<h2>Deal credit by campaign, {html.escape(last)} ({per_quarter[last]} won deals)</h2>"
+            + report_html.table(wide_campaign, [("quarter", "quarter", ""), ("key", "campaign", ""), *models],
+                                "campaign-table")
+            + '<h2>Plot</h2><div class="plots">'
+            + report_html.image(out / "attribution_channel.png", "Deal credit per channel", wide=True) + "</div>")
+    return report_html.page("Which touches won the deals?", {"quarters": f"{min(per_quarter)} – {last}"}, sentences, body)

@@ -43,6 +43,8 @@ Caveats worth knowing when reading the table:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -242,19 +244,37 @@ def summarize(table: pd.DataFrame) -> dict:
     }
 
 
-def write_drift(table: pd.DataFrame, out_dir: Path | str, *, warn: float | None = None, alert: float | None = None) -> dict:
-    """Write ``drift.csv`` (the table) and ``drift.png`` (PSI per feature as horizontal bars,
-    coloured by status, with the thresholds as lines) into ``out_dir``; returns :func:`summarize`.
+def write_drift(table: pd.DataFrame, out_dir: Path | str, *, warn: float | None = None, alert: float | None = None,
+                notes: Sequence[str] = (), meta: dict | None = None) -> dict:
+    """Write ``drift.csv`` (the table), ``drift.png`` (PSI per feature as horizontal bars, coloured by
+    status, with the thresholds as lines) and ``drift.html`` (both on one page, with ``notes`` as
+    further summary sentences) into ``out_dir``; returns :func:`summarize`.
 
     Thresholds for the lines: the given ones, else those :func:`drift_table` recorded, else the defaults.
     """
+    from training import report_html
+
     warn = float(warn if warn is not None else table.attrs.get("warn", WARN))
     alert = float(alert if alert is not None else table.attrs.get("alert", ALERT))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "drift.csv", index=False)
     _drift_png(table, warn, alert, out / "drift.png")
-    return summarize(table)
+    summary = summarize(table)
+    score = f"; score PSI {summary['score_psi']:.3f}" if summary["score_psi"] is not None else ""
+    sentences = [f"{len(summary['alerts'])} of {summary['features']} features moved a lot (PSI ≥ {alert:g}), "
+                 f"{len(summary['warnings'])} moved some (PSI ≥ {warn:g}){score}.", *notes]
+    columns = [("feature", "feature", ""), ("group", "group", ""), ("kind", "kind", ""), ("status", "status", ""),
+               ("psi", "PSI", "f3"), ("top_move", "largest move of a bin's share", ""),
+               ("n_reference", "reference rows", ""), ("n_recent", "recent rows", "")]
+    body = ("<h2>Population stability per feature</h2>"
+            + report_html.table(table, columns, "drift-table", lambda row: row["status"] if row["status"] != "stable" else "")
+            + '<p class="note">PSI = Σ (recent share − reference share) · ln(recent share / reference share) over the '
+              "reference's bins: deciles for numbers, levels for categories, missing values on their own.</p>"
+            + '<h2>Plot</h2><div class="plots">' + report_html.image(out / "drift.png", "PSI per feature", wide=True)
+            + "</div>")
+    (out / "drift.html").write_text(report_html.page("Has the population moved?", meta or {}, sentences, body))
+    return summary
 
 
 def _drift_png(table: pd.DataFrame, warn: float, alert: float, path: Path) -> Path:

@@ -26,8 +26,6 @@ is absent), mean predicted probability vs observed win rate, and ECE (equal-coun
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from features.contract import Export, parse_timestamps
 from features.snapshots import first_opportunities, training_snapshots
 from leadscore.params import FeatureParams
 from models.calibration import expected_calibration_error, reliability_table
+from training import report_html
 from training.plots import GRADES, win_rate_by_grade_table
 
 API, BATCH = "api", "batch"
@@ -273,14 +272,6 @@ def group_name(source: str, scorer: str, version: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None or pd.isna(x) else f"{x:.0%}" if x >= 0.1 or x == 0 else f"{x:.1%}"
-
-
-def _pct_text(x: float | None) -> str:
-    return _pct(x).replace("%", " %")
-
-
 def summarize(labelled: pd.DataFrame, table: pd.DataFrame, grades: pd.DataFrame, *, data_end: pd.Timestamp,
               horizon_days: int) -> dict:
     """Counts per outcome and source, the plain-language sentences of the report (one on the counts,
@@ -313,13 +304,13 @@ def summarize(labelled: pd.DataFrame, table: pd.DataFrame, grades: pd.DataFrame,
             g = grades.loc[(grades["source"] == source) & (grades["scorer"] == scorer) & (grades["model_version"] == ALL)
                            & (grades["month"] == row.month) & (grades["labelled"] > 0)].set_index("grade")
             present = [gr for gr in GRADES if gr in g.index]
-            graded = [f"grade {gr} leads won {_pct_text(g.at[gr, 'win_rate'])} of the time" if i == 0
-                      else f"{gr} {_pct_text(g.at[gr, 'win_rate'])}" for i, gr in enumerate(present)]
+            graded = [f"grade {gr} leads won {report_html.percent(g.at[gr, 'win_rate'])} of the time" if i == 0
+                      else f"{gr} {report_html.percent(g.at[gr, 'win_rate'])}" for i, gr in enumerate(present)]
             auc = f"AUC {row.roc_auc:.2f}" if row.roc_auc is not None and pd.notna(row.roc_auc) else "AUC not defined (one outcome only)"
             sentences.append(
                 f"In {row.month}, {row.labelled:,} {who} {scorer} scores were labelled ({row.positives:,} won); {auc}; "
                 + (", ".join(graded) + "; " if graded else "")
-                + f"the {scorer} predicted a win rate of {_pct_text(row.mean_predicted)}, {_pct_text(row.observed_rate)} "
+                + f"the {scorer} predicted a win rate of {report_html.percent(row.mean_predicted)}, {report_html.percent(row.observed_rate)} "
                 f"won (ECE {row.ece:.3f}).")
         if len(rows):
             headline.append(sentences[-1])  # the latest month of each source and scorer
@@ -418,45 +409,6 @@ def _grades_png(grades: pd.DataFrame, path: Path) -> Path:
 # HTML
 # ---------------------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#1d2733;
- max-width:1100px;line-height:1.45;font-size:14px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d6dde5;padding-bottom:4px}
-.meta{color:#5b6b7c;font-size:12.5px;margin-bottom:14px}
-.summary{background:#f3f7fb;border-left:4px solid #2b6cb0;padding:10px 16px;margin:12px 0}
-.summary p{margin:6px 0}
-table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px;width:100%}
-th,td{padding:4px 7px;border-bottom:1px solid #e3e8ee;text-align:right;white-space:nowrap}
-th{background:#eef2f6;font-weight:600;white-space:normal;vertical-align:bottom}
-.scroll{overflow-x:auto}th:nth-child(-n+4),td:nth-child(-n+4){text-align:left}
-tr.all td{font-weight:600;background:#fafbfc}
-.plots{display:flex;flex-wrap:wrap;gap:12px}.plots img{max-width:100%;width:480px;border:1px solid #e3e8ee}
-.note{color:#5b6b7c;font-size:12px}
-"""
-
-
-def _cell(value, kind: str = "") -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    if kind == "pct":
-        return _pct_text(float(value))
-    if kind == "f3":
-        return f"{float(value):.3f}"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    return html.escape(str(value))
-
-
-def _html_table(frame: pd.DataFrame, columns: list[tuple[str, str, str]], table_id: str) -> str:
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in columns)
-    body = []
-    for row in frame.to_dict("records"):
-        css = ' class="all"' if row.get("month") == ALL else ""
-        body.append(f"<tr{css}>" + "".join(f"<td>{_cell(row[c], kind)}</td>" for c, _, kind in columns) + "</tr>")
-    return (f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
-            "</table></div>")
-
-
 def _for_reading(frame: pd.DataFrame) -> pd.DataFrame:
     """The page's view of a table: "served" for the API, and no "all versions" rows where a scorer
     had one version only (they would repeat it; the CSVs keep them)."""
@@ -468,40 +420,31 @@ def _for_reading(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+def _all_row(row: dict) -> str:
+    return "all" if row.get("month") == ALL else ""
 
 
 def render_html(summary: dict, table: pd.DataFrame, grades: pd.DataFrame, out_dir: Path) -> str:
     """One self-contained page: inline CSS, the PNGs as data URIs, no script, nothing fetched."""
     table, grades = _for_reading(table), _for_reading(grades)
     group = [("source", "source", ""), ("scorer", "scorer", ""), ("model_version", "version", ""), ("month", "month", "")]
-    main = _html_table(table, [*group, ("scores", "scores", ""), ("labelled", "labelled", ""),
+    main = report_html.table(table, [*group, ("scores", "scores", ""), ("labelled", "labelled", ""),
                                ("positives", "won", ""), ("censored", "censored", ""),
                                ("unknown_lead", "lead not in export", ""), ("after_hand_over", "after hand-over", ""),
                                ("roc_auc", "ROC AUC", "f3"), ("mean_predicted", "predicted", "pct"),
-                               ("observed_rate", "observed", "pct"), ("ece", "ECE", "f3")], "monitor-table")
+                               ("observed_rate", "observed", "pct"), ("ece", "ECE", "f3")], "monitor-table", _all_row)
     grade_order = list(dict.fromkeys(grades["grade"]))
     rows = []
     for key, part in grades.groupby(list(GROUP), sort=False):
         rec = dict(zip(GROUP, key))
         for g in part.itertuples(index=False):
-            rec[g.grade] = f"{_pct_text(g.win_rate)} of {int(g.labelled):,}" if g.labelled else "–"
+            rec[g.grade] = f"{report_html.percent(g.win_rate)} of {int(g.labelled):,}" if g.labelled else "–"
         rows.append(rec)
-    grade_html = _html_table(pd.DataFrame(rows, columns=[*GROUP, *grade_order]),
-                             [*group, *[(g, f"grade {g}: won", "") for g in grade_order]], "grade-table")
-    sentences = "".join(f"<p>{html.escape(s)}</p>" for s in summary["sentences"])
+    grade_html = report_html.table(pd.DataFrame(rows, columns=[*GROUP, *grade_order]),
+                                   [*group, *[(g, f"grade {g}: won", "") for g in grade_order]], "grade-table", _all_row)
     labels = {"export": "export", "data_end": "export ends", "horizon_days": "horizon (days)", "ledger": "ledger",
               "scores_file": "batch scores"}
-    meta = " · ".join(html.escape(f"{label}: {summary[k]}") for k, label in labels.items() if summary.get(k) is not None)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>leadscore monitor: are the served scores still right?</title><style>{_CSS}</style></head>
-<body>
-<h1>Are the served scores still right?</h1>
-<div class="meta">{meta}</div>
-<div class="summary" id="summary">{sentences}</div>
-<h2>Per month and model version</h2>
+    body = f"""<h2>Per month and model version</h2>
 {main}
 <p class="note">Labelled = positive or negative by the training label: the lead's first opportunity created within
 {summary['horizon_days']} days of the score's as_of and won. Censored scores (horizon or deal still open at the
@@ -512,8 +455,8 @@ source and scorer; the model and the rules are never mixed.</p>
 {grade_html}
 <h2>Plots</h2>
 <div class="plots">
-<img alt="Reliability of the scores served" src="{_data_uri(out_dir / 'reliability.png')}">
-<img alt="Win rate by grade" src="{_data_uri(out_dir / 'win_rate_by_grade.png')}">
-</div>
-</body></html>
-"""
+{report_html.image(out_dir / 'reliability.png', 'Reliability of the scores served')}
+{report_html.image(out_dir / 'win_rate_by_grade.png', 'Win rate by grade')}
+</div>"""
+    return report_html.page("Are the served scores still right?",
+                            {label: summary.get(k) for k, label in labels.items()}, summary["sentences"], body)

@@ -12,6 +12,8 @@ from features.contract import read_export
 from leadscore.cli import app
 from tests.conftest import ROOT
 
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
 
 def test_attribution_writes_tables_and_plot(demo_dir, tmp_path):
     out = tmp_path / "attribution"
@@ -20,8 +22,22 @@ def test_attribution_writes_tables_and_plot(demo_dir, tmp_path):
     export = read_export(demo_dir)
     won = int((export.opportunities["stage"] == "won").sum())
     assert f"{won:,} won deals" in result.output
-    for name in ("attribution_channel.csv", "attribution_campaign.csv", "attribution_channel.png"):
+    for name in ("attribution_channel.csv", "attribution_campaign.csv", "attribution_channel.png", "attribution.html"):
         assert (out / name).stat().st_size > 0
+    _renders(out / "attribution.html", "report_attribution.png", [f"{won:,} won deals", 'id="channel-table"',
+                                                                  'id="campaign-table"', "position based"])
+
+
+def _renders(page, png_name, expected):
+    """The report opens in headless Chromium with what it must show; a screenshot is kept."""
+    from tests.browser import dump_dom, screenshot
+
+    dom = dump_dom(page)
+    assert all(text in dom for text in expected), [text for text in expected if text not in dom]
+    assert "<img" in dom and "data:image/png;base64," in dom
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot(page, ARTIFACTS / png_name, width=1100, height=1400)
+    assert (ARTIFACTS / png_name).stat().st_size > 20_000
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -66,6 +82,8 @@ def test_drift_reports_every_feature_and_exits_2_with_a_webhook_when_a_threshold
     assert summary["features"] == len(trained["model"].spec.names) and summary["alerts"] == []
     assert summary["recent_snapshots"] > 0 and summary["reference_rows"] > 0 and received == []
     assert (calm / "drift.png").stat().st_size > 0
+    _renders(calm / "drift.html", "report_drift.png",
+             ['id="drift-table"', "older than", f"0 of {summary['features']} features moved a lot"])
     # The same data with a threshold every feature crosses: exit 2, and the webhook hears it.
     strict = tmp_path / "strict"
     result = CliRunner().invoke(app, ["drift", "--data", str(demo_dir), "--dataset", str(trained["dataset"]),
