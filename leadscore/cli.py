@@ -809,6 +809,38 @@ def monitor(
     console.print(f"open {(out_dir / 'monitor.html').resolve()}", highlight=False, soft_wrap=True)
 
 
+
+@app.command()
+def sla(
+    data: str = typer.Option(..., "--data", help=EXPORT_HELP),
+    out_dir: Path = typer.Option(Path("reports/sla"), "--out", help="Where the CSVs, the plots and sla.html go."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Is the marketing–sales SLA kept? Funnel by grade and week, qualified leads delivered per week
+    against the commitment, speed of follow-up and what a lead is worth at each stage — with the
+    funnel moments derived from the SLA rules' points, as the export has no status history."""
+    from training.sla_report import STAGE_NAMES, write_sla_report
+
+    with _Guard():
+        params = _params(params_path)
+        export = _read(data)
+        summary = write_sla_report(export, params, out_dir)
+    value = summary["value_per_lead"]
+    view = Table(title=f"funnel of {summary['leads']:,} leads (moments derived from the SLA rules)", show_edge=False)
+    for col in ("stage", "leads", "value per lead"):
+        view.add_column(col, justify="left" if col == "stage" else "right")
+    for stage, count in summary["funnel"].items():
+        worth = value[STAGE_NAMES[stage]]
+        view.add_row(STAGE_NAMES[stage], f"{count:,}", "–" if worth != worth else f"{worth:,.0f}")
+    out.print(view)
+    fu = summary["followup"]
+    console.print(f"delivered {summary['delivered_per_week']:.1f} qualified leads per week vs {summary['committed_per_week']} "
+                  f"committed ({summary['weeks_below_commitment']} of {summary['weeks']} weeks short); follow-up within "
+                  f"30 min {fu['within_30min']:.0%}, within a day {fu['within_1day']:.0%}, never {fu['never']:.0%}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"[green]✓[/] → {out_dir}: " + ", ".join(Path(p).name for p in summary["files"].values()),
+                  highlight=False, soft_wrap=True)
+
 def _env_lines(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
