@@ -146,6 +146,13 @@ class MonitorParams(_Strict):
         return self
 
 
+class AccountParams(_Strict):
+    """How lead scores roll up to an account (models/accounts.py)."""
+
+    rollup: Literal["noisy_or", "max"] = "noisy_or"  # noisy-OR: the chance at least one lead converts
+    max_leads: int | None = Field(None, ge=1)  # count only the account's most probable leads
+
+
 class Params(_Strict):
     data: DataParams = Field(default_factory=DataParams)
     features: FeatureParams = Field(default_factory=FeatureParams)
@@ -157,6 +164,7 @@ class Params(_Strict):
     explain: ExplainParams = Field(default_factory=ExplainParams)
     registry: RegisterParams = Field(default_factory=RegisterParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
+    accounts: AccountParams = Field(default_factory=AccountParams)
 
 
 class ParamsError(ValueError):

@@ -74,6 +74,7 @@ class ScoringCore:
         self.rules: RuleScorer = rule_scorer(params.features, self.settings)
         self.rules_online = OnlineFeatures(self.rules.spec)
         self.free_mail = frozenset(d.lower() for d in params.features.free_mail_domains)
+        self.accounts = params.accounts
         self.sales_types = frozenset(self.rules.spec.sales_activity_types)
         scorer, self.fallback_reason = primary_scorer(params.features, self.settings)
         self.model: LeadModel | None = scorer if isinstance(scorer, LeadModel) else None
@@ -172,8 +173,8 @@ class ScoringCore:
             rows.append({"lead_id": lead.lead_id, "email": lead.email, "company": lead.company,
                          "job_title": lead.job_title, "probability": s.out.probability, "score": s.out.score,
                          "engaged": live.engaged(activities, as_of_us, self.sales_types)})
-        by_lead = {lead_id: summary for summary in summarize_accounts(rows, self.free_mail, lang=lang)
-                   if summary.key is not None for lead_id in summary.lead_ids}
+        summaries = summarize_accounts(rows, self.free_mail, self.accounts.rollup, self.accounts.max_leads, lang=lang)
+        by_lead = {lead_id: summary for summary in summaries if summary.key is not None for lead_id in summary.lead_ids}
         for s in scored:
             summary = by_lead.get(s.out.lead_id)
             s.out.account = AccountOut(**summary.to_dict()) if summary is not None else None
