@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from models.base import LeadScore
+from models.accounts import account_score, coverage_sentence
+from models.base import LeadScore, score_from_probability
 from models.change import encode_raw
 from serving.card import CardData, CardReason, render_card
 from serving.core import Scored, ScoringCore
-from serving.ledger import LedgerEntry
+from serving.ledger import LedgerEntry, LedgerError
 
 NO_SCORE = {"en": "No score recorded for this lead yet.", "de": "Für diesen Lead ist noch kein Score gespeichert."}
 
@@ -54,9 +55,26 @@ def card_from_history(core: ScoringCore, lead_id: str, entries: list[LedgerEntry
         history=[(e.scored_at, e.score) for e in entries],
         score_change=last.score - entries[-2].score if len(entries) >= 2 else None,
         what_if_text=None, what_if_score=None, scorer=last.scorer, model_version=last.model_version,
-        fallback_reason=None, as_of=last.as_of,
+        fallback_reason=None, as_of=last.as_of, account=account_view(core, last, lang),
     )
     return render_card(data, lang)
+
+
+def account_view(core: ScoringCore, entry: LedgerEntry, lang: str) -> tuple[str, int, int, str] | None:
+    """The lead's account over everything served for it: the newest score of each of its leads in
+    the ledger, rolled up as params.yaml says, and the roles its engaged leads cover."""
+    if not entry.account_key:
+        return None
+    try:
+        latest = core.ledger.account_latest(entry.account_key)
+    except LedgerError:
+        return None
+    if not latest:
+        return None
+    probability = account_score([e.probability for e in latest], core.accounts.rollup, core.accounts.max_leads)
+    covered = {role for e in latest for role in (e.roles or [])}
+    return (entry.account_key, len(latest), int(score_from_probability([probability])[0]),
+            coverage_sentence(covered, lang))
 
 
 def card_from_scored(scored: Scored, entries: list[LedgerEntry], lang: str) -> str:

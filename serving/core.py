@@ -28,7 +28,7 @@ from models.policy import primary_scorer, rule_scorer
 from models.rules import RuleScorer
 from serving import live
 from serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym
-from models.accounts import summarize_accounts
+from models.accounts import buying_roles, summarize_accounts
 from serving.schemas import (
     EXAMPLE_ACTIVITY, EXAMPLE_LEAD, TREND_POINTS, AccountOut, LeadRequest, ScoreOut, ScoreRequest,
 )
@@ -63,6 +63,7 @@ class Scored:
     out: ScoreOut
     result: LeadScore | None = None
     features: dict = field(default_factory=dict)
+    roles: list[str] = field(default_factory=list)  # buying-centre roles, when the lead is engaged
 
 
 class ScoringCore:
@@ -158,10 +159,10 @@ class ScoringCore:
             leads = [live.inputs(request.leads[i]) for i in todo]
             loop = asyncio.get_running_loop()
             scored = await self._score_within_deadline(loop, leads, as_of_us, request.top_k, lang, request.what_if)
+            self._add_accounts(request, todo, leads, scored, as_of_us, lang)
             await loop.run_in_executor(self._rules_pool, self._with_ledger, scored, as_of, lang)
             for i, s in zip(todo, scored):
                 answered[i] = s
-            self._add_accounts(request, todo, leads, scored, as_of_us, lang)
         return [s for s in answered if s is not None]
 
     def _add_accounts(self, request: ScoreRequest, todo: list[int], leads, scored: list[Scored], as_of_us: int,
@@ -170,9 +171,11 @@ class ScoringCore:
         rows = []
         for i, (_, activities), s in zip(todo, leads, scored):
             lead = request.leads[i].lead
+            engaged = live.engaged(activities, as_of_us, self.sales_types)
             rows.append({"lead_id": lead.lead_id, "email": lead.email, "company": lead.company,
                          "job_title": lead.job_title, "probability": s.out.probability, "score": s.out.score,
-                         "engaged": live.engaged(activities, as_of_us, self.sales_types)})
+                         "engaged": engaged})
+            s.roles = sorted(buying_roles(lead.job_title)) if engaged else []
         summaries = summarize_accounts(rows, self.free_mail, self.accounts.rollup, self.accounts.max_leads, lang=lang)
         by_lead = {lead_id: summary for summary in summaries if summary.key is not None for lead_id in summary.lead_ids}
         for s in scored:
@@ -249,7 +252,7 @@ class ScoringCore:
                 reasons=[x.model_dump() for x in s.out.reasons],
                 features={k: _finite(v) for k, v in s.features.items() if k != "lead_id"},
                 fit_grade=s.out.fit_grade, interest_level=s.out.interest_level, matrix_cell=s.out.matrix_cell,
-                lang=lang,
+                lang=lang, account_key=s.out.account.key if s.out.account else None, roles=s.roles,
             ))
         try:
             self.ledger.record(entries)

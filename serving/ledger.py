@@ -38,6 +38,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
     true,
@@ -71,12 +72,22 @@ score_ledger = Table(
     Column("interest_level", Integer),
     Column("matrix_cell", String),
     Column("lang", String, nullable=False),
+    # The lead's account (company domain or normalised name) and its buying-centre roles when it was
+    # engaged, so a card can roll up everything served for the account. Added later: see _ADDED.
+    Column("account_key", String),
+    Column("roles", JSON),
 )
 # id last: `latest` and `history` break scored_at ties by id, so the index alone answers them.
 _by_lead = Index(
     "ix_score_ledger_lead_key_scored_at", score_ledger.c.lead_key, score_ledger.c.scored_at, score_ledger.c.id
 )
+_by_account = Index(
+    "ix_score_ledger_account_key", score_ledger.c.account_key, score_ledger.c.lead_key, score_ledger.c.scored_at,
+    score_ledger.c.id,
+)
 _ENTRY_COLUMNS = [c.name for c in score_ledger.columns if c.name != "id"]
+# Columns later versions added: a ledger created before them gets them on first use (nullable).
+_ADDED = {"account_key": "VARCHAR", "roles": "JSON"}
 
 
 class LedgerError(RuntimeError):
@@ -112,6 +123,8 @@ class LedgerEntry:
     interest_level: int | None = None
     matrix_cell: str | None = None
     lang: str = "en"
+    account_key: str | None = None  # the lead's account, if it has one
+    roles: list[str] | None = None  # its buying-centre roles while engaged ([] when not engaged)
     id: int | None = None  # set when read back
 
 
@@ -178,6 +191,15 @@ class Ledger:
             rows = conn.execute(newest_first).mappings().all()
         return [_row_entry(r) for r in reversed(rows)]
 
+    def account_latest(self, account_key: str, limit: int = 500) -> list[LedgerEntry]:
+        """The newest entry of each lead of an account (at most ``limit`` leads). Raises LedgerError."""
+        newest = func.row_number().over(partition_by=score_ledger.c.lead_key,
+                                        order_by=(score_ledger.c.scored_at.desc(), score_ledger.c.id.desc()))
+        ranked = select(score_ledger, newest.label("rank")).where(score_ledger.c.account_key == account_key).subquery()
+        query = select(ranked).where(ranked.c.rank == 1).order_by(ranked.c.probability.desc()).limit(limit)
+        with self._connection("read") as conn:
+            return [_row_entry(r) for r in conn.execute(query).mappings().all()]
+
     def scores(self) -> list[dict[str, Any]]:
         """Every recorded score in id order: lead_key, scorer, model_version, as_of, probability and
         grade (what monitoring joins with later outcomes). An SQLite file that does not exist holds
@@ -236,7 +258,12 @@ class Ledger:
                         # IF NOT EXISTS alone still races on PostgreSQL's catalog when workers start together.
                         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
                     conn.execute(CreateTable(score_ledger, if_not_exists=True))
+                    present = {c["name"] for c in inspect(conn).get_columns(score_ledger.name)}
+                    for name, kind in _ADDED.items():
+                        if name not in present:
+                            conn.execute(text(f"ALTER TABLE {score_ledger.name} ADD COLUMN {name} {kind}"))
                     conn.execute(CreateIndex(_by_lead, if_not_exists=True))
+                    conn.execute(CreateIndex(_by_account, if_not_exists=True))
             except SQLAlchemyError as exc:
                 raise self._error("unreachable" if _is_connect_error(exc) else "setup failed", exc) from exc
             self._ready = True
@@ -348,6 +375,8 @@ def _entry_row(entry: LedgerEntry) -> dict[str, Any]:
         "interest_level": None if entry.interest_level is None else int(entry.interest_level),
         "matrix_cell": entry.matrix_cell,
         "lang": entry.lang,
+        "account_key": entry.account_key,
+        "roles": None if entry.roles is None else sorted(entry.roles),
     }
 
 

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym
+import serving.ledger as ledger_module
+from serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym, score_ledger
 from tests.serving.conftest import PG_PASSWORD
 
 KEY = b"test-deployment-key"
@@ -352,3 +353,41 @@ def test_sqlite_ledgers_writing_concurrently_all_succeed(tmp_path: Path):
 
     assert failures == []
     assert len(raw_rows(url)) == 400
+
+
+def test_account_latest_is_the_newest_entry_of_each_lead_of_the_account(ledger: Ledger):
+    t = datetime(2026, 3, 1, 9, 0)
+    ledger.record([
+        entry("L1", t, account_key="acme.de", roles=["user"], probability=0.1),
+        entry("L1", t + timedelta(hours=1), account_key="acme.de", roles=["user", "decision_maker"], probability=0.3),
+        entry("L2", t, account_key="acme.de", roles=[], probability=0.2),
+        entry("L3", t, account_key="other.de", roles=["budget_holder"], probability=0.9),
+        entry("L4", t, probability=0.5),  # no account
+    ])
+    latest = ledger.account_latest("acme.de")
+    assert [(e.lead_key, e.probability) for e in latest] == [(pseudonym("L1", KEY), 0.3), (pseudonym("L2", KEY), 0.2)]
+    assert latest[0].roles == ["decision_maker", "user"] and latest[1].roles == []
+    assert ledger.account_latest("nobody.de") == []
+    assert ledger.history(pseudonym("L4", KEY))[0].account_key is None
+
+
+def test_a_ledger_from_before_the_account_columns_gets_them(url: str):
+    """An older ledger table (no account columns) is extended on first use; its rows stay readable."""
+    engine = create_engine(url)
+    old = [c for c in score_ledger.columns if c.name not in ("account_key", "roles")]
+    from sqlalchemy import MetaData, Table
+
+    legacy = Table("score_ledger", MetaData(), *[c.copy() for c in old])
+    with engine.begin() as conn:
+        legacy.create(conn)
+        row = {k: v for k, v in ledger_module._entry_row(entry("OLD", datetime(2026, 1, 1))).items()
+               if k not in ("account_key", "roles")}
+        conn.execute(legacy.insert(), [row])
+    engine.dispose()
+    ledger = Ledger(url)
+    try:
+        ledger.record([entry("NEW", datetime(2026, 1, 2), account_key="acme.de", roles=["user"])])
+        assert ledger.history(pseudonym("OLD", KEY))[0].account_key is None
+        assert [e.roles for e in ledger.account_latest("acme.de")] == [["user"]]
+    finally:
+        ledger.close()

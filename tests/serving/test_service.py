@@ -395,3 +395,9 @@ def test_leads_of_one_account_are_rolled_up(client, demo_dir):
     assert {"decision_maker", "budget_holder"} <= set(acme["roles_covered"]) and "user" in acme["roles_missing"]
     assert other["key"] == "other-firm.de" and other["n_leads"] == 1 and "decision_maker" in other["roles_covered"]
     assert "budget holder" in other["coverage_text"].lower()
+    # The card from the ledger rolls up everything served for the account, also across requests.
+    single = {**body, "leads": [leads[1]]}
+    client.post("/score", json=single)
+    card = client.get("/leads/ACC-0/card").text
+    assert 'id="account"' in card and "acme-werke.de: 2 lead(s)" in card
+    assert f"account score {acme['score']}" in card and "user" in card.lower()
