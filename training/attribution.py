@@ -49,7 +49,6 @@ NONE = "(none)"
 CREDIT_COLUMNS = ["quarter", "key", "model", "deals", "revenue"]
 US_PER_DAY = 86_400 * 1_000_000
 PLOT_QUARTERS = 4
-DPI = 110
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,15 +207,14 @@ def attribution_table(credits: pd.DataFrame) -> pd.DataFrame:
 
 def _attribution_png(wide: pd.DataFrame, deals_per_quarter: dict[str, int], path: Path) -> Path:
     from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+
+    from training.plots import _figure, _save
 
     quarters = sorted(wide["quarter"].unique())[-PLOT_QUARTERS:]
     ncols = 2 if len(quarters) > 1 else 1
     nrows = max(1, -(-len(quarters) // ncols))
-    fig = Figure(figsize=(6.2 * ncols, 4.2 * nrows + 0.6))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    fig, grid = _figure(nrows, ncols, figsize=(6.2 * ncols, 4.2 * nrows + 0.6))
+    axes = grid.ravel()
     colours = colormaps["tab10"].colors
     width = 0.8 / len(MODELS)
     for ax, quarter in zip(axes, quarters):
@@ -236,9 +234,7 @@ def _attribution_png(wide: pd.DataFrame, deals_per_quarter: dict[str, int], path
     else:
         axes[0].text(0.5, 0.5, "no won deals", ha="center", va="center", transform=axes[0].transAxes)
     fig.suptitle("Attribution of won deals by channel, per quarter of closing", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    return path
+    return _save(fig, path)
 
 
 def write_attribution(export, sales_activity_types: Collection[str], out_dir: Path | str, *,

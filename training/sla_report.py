@@ -44,18 +44,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
 from features.build import NEVER_DAYS, compute_features
 from features.snapshots import first_opportunities
-from models.base import grade_from_cutoffs
+from models.base import GRADES, grade_from_cutoffs
 from models.rules import RuleScorer, RulesConfig
+from training.plots import _figure, _save
 
 STAGES = ("lead", "mql", "sql", "sal", "opportunity", "won")
 STAGE_NAMES = {"lead": "Lead", "mql": "MQL", "sql": "SQL", "sal": "SAL", "opportunity": "Opportunity", "won": "Won"}
 NOT_RECORDED = "not recorded"
 SECOND = pd.Timedelta(seconds=1)
-GRADES = ("A", "B", "C", "D")
-DPI = 110
 WEEKS_SHOWN = 12  # weeks per table on the page
 DERIVED = ("Funnel moments are derived from the export, not read from it: the export has no lead-status history, "
            "so MQL and SQL are the first moments the SLA rules' points crossed their thresholds, and SAL is the "
@@ -244,19 +242,10 @@ def value_table(moments: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 
-def _figure(size):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _funnel_png(funnel: pd.DataFrame, path: Path) -> Path:
     colours = {"A": "#2f855a", "B": "#68d391", "C": "#f6ad55", "D": "#c53030"}
-    fig = _figure((6.4, 4.0))
-    ax = fig.subplots()
+    fig, axes = _figure(figsize=(6.4, 4.0))
+    ax = axes[0, 0]
     x, bottom = np.arange(len(STAGES)), np.zeros(len(STAGES))
     for grade in GRADES:
         row = funnel.loc[(funnel["by"] == "grade") & (funnel["group"] == grade)]
@@ -270,14 +259,12 @@ def _funnel_png(funnel: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Funnel by grade (at the MQL moment)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    return path
+    return _save(fig, path)
 
 
 def _weekly_png(weekly: pd.DataFrame, path: Path) -> Path:
-    fig = _figure((6.4, 4.0))
-    ax = fig.subplots()
+    fig, axes = _figure(figsize=(6.4, 4.0))
+    ax = axes[0, 0]
     weeks = pd.to_datetime(weekly["week"])
     ax.plot(weeks, weekly["delivered"], marker=".", color="#2b6cb0", label="delivered (SQL moments)")
     ax.plot(weeks, weekly["committed"], linestyle="--", color="#c05621", label="committed")
@@ -286,9 +273,7 @@ def _weekly_png(weekly: pd.DataFrame, path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    return path
+    return _save(fig, path)
 
 
 def write_sla_report(export, params, out_dir: Path | str, scorer: RuleScorer | None = None) -> dict[str, Any]:
