@@ -36,7 +36,8 @@ test: venv system-deps
 
 ## A Bento (code + pinned requirements + Dockerfile) for `bentoml containerize`; see docs/deploy.md
 bento: venv
-	BENTOML_DO_NOT_TRACK=True $(BIN)/bentoml build
+	$(BIN)/python scripts/bento_context.py build/bento
+	BENTOML_DO_NOT_TRACK=True $(BIN)/bentoml build build/bento
 
 bench: venv
 	$(BIN)/python bench/features_scale.py
@@ -47,4 +48,4 @@ bench: venv
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf data/ artifacts/ metrics/ plots/ mlflow.db ledger.db* mlartifacts/ .leadscore-cache/
+	rm -rf build/ dist/ data/ artifacts/ metrics/ plots/ mlflow.db ledger.db* mlartifacts/ .leadscore-cache/

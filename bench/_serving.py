@@ -265,7 +265,7 @@ def server_env(work: dict, api_key: str) -> dict:
 def bentoml_server(work: dict, env: dict, port: int | None = None) -> Server:
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [str(BIN / "bentoml"), "serve", "serving.service:LeadScoring", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [str(BIN / "bentoml"), "serve", "leadscore.serving.service:LeadScoring", "--host", "127.0.0.1", "--port", str(port),
            "--working-dir", str(ROOT)]
     return Server("leadscore (bentoml serve)", cmd, env, ROOT, Path(work["workdir"]) / "bentoml.log",
                   f"{base}/readyz", base)
@@ -284,7 +284,7 @@ def mlflow_server(work: dict, env: dict, workers: int, port: int | None = None) 
 def service_config() -> dict:
     """Workers and traffic settings of our BentoML service, as `bentoml serve` will read them."""
     sys.path.insert(0, str(ROOT))
-    from serving.service import LeadScoring
+    from leadscore.serving.service import LeadScoring
 
     config = dict(getattr(LeadScoring, "config", {}) or {})
     workers = config.get("workers", 1)
@@ -331,13 +331,13 @@ def _build_champion(workdir: Path, leads: int, seed: int) -> None:
                        "LEADSCORE_PARAMS_PATH": str(ROOT / "params.yaml")})
     os.chdir(workdir)  # MLflow puts run artifacts beside the working directory
     sys.path.insert(0, str(ROOT))
+    from leadscore.config.params import load_params
     from leadscore.demo import write_demo_export
-    from leadscore.params import load_params
-    from training.dataset import build_dataset
-    from training.evaluate import evaluate
-    from training.promote import promote
-    from training.register import register_model
-    from training.train import train_model
+    from leadscore.training.dataset import build_dataset
+    from leadscore.training.evaluate import evaluate
+    from leadscore.training.promote import promote
+    from leadscore.training.register import register_model
+    from leadscore.training.train import train_model
 
     params = load_params(ROOT / "params.yaml")
     # The served model does not depend on the backtest; one fold without resamples keeps this quick.
@@ -362,7 +362,7 @@ def _build_champion(workdir: Path, leads: int, seed: int) -> None:
 
 def single_lead_leads(export, as_of, n: int, target: int = 50) -> tuple[list[str], dict[str, int]]:
     """The ``n`` open leads at ``as_of`` whose activity count before ``as_of`` is nearest ``target``."""
-    from features.snapshots import scoring_snapshots
+    from leadscore.features.snapshots import scoring_snapshots
 
     open_ids = scoring_snapshots(export, as_of)["lead_id"]
     before = export.activities[export.activities["occurred_at"] < as_of]
@@ -399,7 +399,7 @@ def mlflow_bodies(export, ids: list[str], as_of, spec) -> list[bytes]:
     registered pyfunc's signature), computed here once with the batch path."""
     import pandas as pd
 
-    from features.build import compute_features
+    from leadscore.features.build import compute_features
 
     snaps = pd.DataFrame({"lead_id": ids, "as_of": [as_of] * len(ids)})
     snaps["as_of"] = snaps["as_of"].astype("datetime64[ns]")

@@ -68,8 +68,8 @@ def make(folder: Path, leads: int, acts_per_lead: int, snaps_per_lead: int, seed
 def worker(folder: Path, engine: str) -> None:
     import pandas as pd
 
-    from features.build import compute_features, infer_spec
-    from leadscore.params import load_params
+    from leadscore.config.params import load_params
+    from leadscore.features.build import compute_features, infer_spec
 
     leads = pd.read_parquet(folder / "leads.parquet")
     acts = pd.read_parquet(folder / "activities.parquet")

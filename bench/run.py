@@ -118,15 +118,15 @@ def main() -> None:
 
     import pandas as pd
 
-    from features.build import compute_features, encode
-    from features.contract import read_export
-    from features.snapshots import scoring_snapshots
+    from leadscore.config.params import load_params
     from leadscore.demo import write_demo_export
-    from leadscore.params import load_params
-    from models.base import score_leads
-    from models.rules import RuleScorer, load_rules
-    from training.dataset import build_dataset, load_dataset
-    from training.train import train_model
+    from leadscore.features.build import compute_features, encode
+    from leadscore.features.contract import read_export
+    from leadscore.features.snapshots import scoring_snapshots
+    from leadscore.models.base import score_leads
+    from leadscore.models.rules import RuleScorer, load_rules
+    from leadscore.training.dataset import build_dataset, load_dataset
+    from leadscore.training.train import train_model
 
     params = load_params(ROOT / "params.yaml")
     rows = []
@@ -197,8 +197,8 @@ def main() -> None:
         # pandas batch code one lead at a time; and the live path on a 300 trees × 31 leaves model.
         import lightgbm as lgb2
 
-        from features.online import activity_lists, as_of_micros, profile_dicts
-        from models.lgbm import LeadModel
+        from leadscore.features.online import activity_lists, as_of_micros, profile_dicts
+        from leadscore.models.lgbm import LeadModel
 
         acts = export.activities.set_index("lead_id", drop=False)
         leads = export.leads.set_index("lead_id", drop=False)
@@ -241,8 +241,8 @@ def main() -> None:
 
         # rules, one lead: the API's fallback (online features, then the rules on one row) against
         # the pandas batch code one lead at a time
-        from features.online import OnlineFeatures
-        from serving.live import score_rules
+        from leadscore.features.online import OnlineFeatures
+        from leadscore.serving.live import score_rules
 
         rules_online = OnlineFeatures(rules.spec)
         fallback = []

@@ -208,7 +208,7 @@ def main() -> None:
         workdir = args.workdir or Path(tmp)
         print(f"registry in {workdir} …", flush=True)
         work = S.champion(workdir, args.leads, args.seed)
-        from features.contract import read_export
+        from leadscore.features.contract import read_export
 
         config = S.service_config()
         export = read_export(work["export"])
@@ -269,7 +269,7 @@ def _max_in_flight(env: dict) -> int | None:
     saved = dict(os.environ)
     try:
         os.environ.update(env)
-        from leadscore.settings import Settings
+        from leadscore.config.settings import Settings
 
         return getattr(Settings(), "max_in_flight", None)
     except Exception:  # the setting is informative only

@@ -8,7 +8,7 @@ holds one) with a champion trained on a 5,000-lead demo export (seed 1) the way 
 ``trained`` fixture does it; then both servers on the same machine, with the same number of
 workers (our BentoML service's ``workers``, default 1):
 
-- ours: ``bentoml serve serving.service:LeadScoring``; ``POST /score`` gets the lead's profile and
+- ours: ``bentoml serve leadscore.serving.service:LeadScoring``; ``POST /score`` gets the lead's profile and
   its raw activity log and builds the features, scores, and computes SHAP reasons, grade and the
   fit × interest matrix;
 - peer: ``mlflow models serve -m models:/lead-scoring@champion --env-manager local``;
@@ -156,7 +156,7 @@ def latency(ours: S.Server, mlflow: S.Server, bodies, ml_bodies, headers, n: int
 
 def in_process(model, export, ids: list[str], as_of, n: int) -> dict:
     """``LeadModel.score_one`` on the same leads in this process: the work of one request without HTTP."""
-    from features.online import activity_lists, as_of_micros, profile_dicts
+    from leadscore.features.online import activity_lists, as_of_micros, profile_dicts
 
     acts = export.activities[export.activities["occurred_at"] < as_of]
     leads = export.leads[export.leads["lead_id"].isin(ids)]
@@ -315,8 +315,8 @@ def main() -> None:
         how = "reused" if work["reused"] else f"built in {work['build_s']:.0f} s"
         print(f"champion: version {work['version']}, {work['trees']} trees ({how})", flush=True)
 
-        from features.contract import read_export
-        from models.lgbm import LeadModel
+        from leadscore.features.contract import read_export
+        from leadscore.models.lgbm import LeadModel
 
         config = S.service_config()
         workers = config["workers"]

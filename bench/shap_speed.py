@@ -53,7 +53,7 @@ TRAIN_PARAMS = {
 COLD_COMPILE = """
 import sys, time, numpy as np, lightgbm as lgb
 sys.path.insert(0, sys.argv[1])
-from models.treeshap import FastTreeShap
+from leadscore.models.treeshap import FastTreeShap
 booster = lgb.Booster(model_file=sys.argv[2])
 X = np.load(sys.argv[3])
 fast = FastTreeShap(booster)
@@ -187,7 +187,7 @@ def main() -> None:
     import numba
     import shap
 
-    from models.treeshap import FastTreeShap
+    from leadscore.models.treeshap import FastTreeShap
 
     frame, y = make_frame(args.train_rows, seed=0)
     t0 = time.perf_counter()

@@ -42,18 +42,18 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from features.build import compute_features, encode_matrix, infer_spec, learn_categories
-    from features.contract import read_export
-    from features.online import OnlineFeatures, activity_lists, as_of_micros, profile_dicts
-    from features.snapshots import scoring_snapshots, training_snapshots
+    from leadscore.config.params import load_params
     from leadscore.demo import write_demo_export
-    from leadscore.params import load_params
+    from leadscore.features.build import compute_features, encode_matrix, infer_spec, learn_categories
+    from leadscore.features.contract import read_export
+    from leadscore.features.online import OnlineFeatures, activity_lists, as_of_micros, profile_dicts
+    from leadscore.features.snapshots import scoring_snapshots, training_snapshots
 
     params = load_params(ROOT / "params.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         write_demo_export(Path(tmp) / "export", n_leads=args.leads, seed=1)
         export = read_export(Path(tmp) / "export")
-    # The spec as training fixes it: vocabulary from the export, category levels from training rows.
+    # The spec as training fixes it: vocabulary from the export, category levels from leadscore.training rows.
     snaps, _ = training_snapshots(export, params.features)
     spec = infer_spec(export.leads, export.activities, params.features)
     spec = learn_categories(spec, compute_features(snaps, export.leads, export.activities, spec),

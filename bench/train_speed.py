@@ -255,7 +255,7 @@ def main() -> None:
     import pandas as pd
     import sklearn
 
-    from leadscore.params import load_params
+    from leadscore.config.params import load_params
 
     train_params = load_params(args.params).train
     # As training/train.py trains: train.lgbm plus the seed and deterministic mode.

@@ -7,85 +7,28 @@ turns a 1-lead API request and a 100k-snapshot training set into identical numbe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 
-from features.contract import KNOWN_LEAD_COLUMNS, PERSONAL_COLUMNS
-from features.titles import EMPLOYEE_BANDS, REVENUE_BANDS, band, job_function, region, seniority
-from leadscore.params import FeatureParams
+from leadscore.config.params import FeatureParams
+from leadscore.features.contract import KNOWN_LEAD_COLUMNS, PERSONAL_COLUMNS
+from leadscore.features.engine import interest_ibis
+from leadscore.features.spec import (
+    DAY_US,
+    NEVER_DAYS,
+    FeatureSpec,
+    decay_pairs,
+    decay_table,
+    decayed_counts_from,
+    distinct_per_row,
+    engagement_from,
+    layout,
+    micros,
+)
+from leadscore.features.titles import EMPLOYEE_BANDS, REVENUE_BANDS, band, job_function, region, seniority
 
-Group = Literal["fit", "interest"]
-Kind = Literal["numeric", "category"]
 # Identifiers and free text that describe no buying behaviour.
 NOT_FEATURES = frozenset({"lead_id", "created_at", "company", "opportunity_id"}) | PERSONAL_COLUMNS
-
-
-@dataclass
-class FeatureDef:
-    """A model input: its name, whether it is fit or interest, and its type (with categories)."""
-
-    name: str
-    group: Group
-    kind: Kind
-    categories: list[str] | None = None
-    label: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.label:
-            from features.catalog import LANGS, label
-
-            self.label = {lang: label(self.name, lang) for lang in LANGS}
-
-
-@dataclass
-class FeatureSpec:
-    """What a trained model expects, learned from its training data (``fit``) and stored with it."""
-
-    activity_types: list[str]
-    windows_days: list[int]
-    hand_raiser_types: list[str]
-    sales_activity_types: list[str]
-    free_mail_domains: list[str]
-    competitor_domains: list[str]
-    lead_columns: list[str]
-    profile_columns: dict[str, Kind]
-    features: list[FeatureDef] = field(default_factory=list)
-    # Added after the first models were stored: defaults keep those loadable (their layout has no
-    # engagement or channel feature, so the values are never used for them).
-    engagement_half_life_days: float = 14.0
-    engagement_weights: dict[str, float] = field(default_factory=dict)
-    channels: list[str] = field(default_factory=list)
-    # Decayed counts [activity type, window days, half-life days] that a consumer asks for (the SLA
-    # rules' "points per action, halved every N days"); the model's own layout asks for none.
-    decayed_counts: list[list] = field(default_factory=list)
-
-    @property
-    def names(self) -> list[str]:
-        return [f.name for f in self.features]
-
-    @property
-    def longest_window(self) -> int:
-        return max(self.windows_days)
-
-    def engagement_weight(self, activity_type: str) -> float:
-        return float(self.engagement_weights.get(activity_type, 1.0))
-
-    @property
-    def counted_hand_raisers(self) -> list[str]:
-        """Hand-raiser types that count: those in the vocabulary (a type too rare to learn is noise)."""
-        return [t for t in self.hand_raiser_types if t in self.activity_types]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FeatureSpec":
-        data = dict(data)
-        data["features"] = [FeatureDef(**f) for f in data.get("features", [])]
-        return cls(**data)
 
 
 def _is_numeric_text(values: pd.Series) -> bool:
@@ -106,7 +49,7 @@ def infer_spec(
 ) -> FeatureSpec:
     """The feature layout for an export: activity vocabulary, profile columns and their types.
 
-    Categories are not known yet; ``learn_categories`` adds them from training rows.
+    Categories are not known yet; ``learn_categories`` adds them from leadscore.training rows.
     """
     sales = {t.lower() for t in cfg.sales_activity_types}
     counts = activities.loc[~activities["activity_type"].isin(sales), "activity_type"].value_counts()
@@ -135,46 +78,8 @@ def infer_spec(
         engagement_weights={t: float(cfg.engagement_weights.get(t, 1.0)) for t in vocab},
         channels=channels,
     )
-    spec.features = _layout(spec)
+    spec.features = layout(spec)
     return spec
-
-
-def _layout(spec: FeatureSpec) -> list[FeatureDef]:
-    fit: list[FeatureDef] = []
-    cols = set(spec.lead_columns)
-    for col in ("employees", "annual_revenue"):
-        if col in cols:
-            fit += [FeatureDef(col, "fit", "numeric"), FeatureDef(f"{col}_band", "fit", "category")]
-    for col in ("industry", "country", "lead_source"):
-        if col in cols:
-            fit.append(FeatureDef(col, "fit", "category"))
-    if "country" in cols:
-        fit.append(FeatureDef("region", "fit", "category"))
-    if "job_title" in cols:
-        fit += [FeatureDef("seniority", "fit", "category"), FeatureDef("job_function", "fit", "category")]
-    if "email" in cols:
-        fit += [FeatureDef("is_free_mail", "fit", "numeric"), FeatureDef("is_competitor", "fit", "numeric")]
-    fit += [FeatureDef(col, "fit", kind) for col, kind in spec.profile_columns.items()]
-    interest = [FeatureDef("lead_age_days", "interest", "numeric")]
-    for w in spec.windows_days:
-        interest += [FeatureDef(f"{t}_{w}d", "interest", "numeric") for t in spec.activity_types]
-        interest.append(FeatureDef(f"activities_{w}d", "interest", "numeric"))
-    interest += [
-        FeatureDef(f"hand_raisers_{spec.longest_window}d", "interest", "numeric"),
-        FeatureDef("activity_trend", "interest", "numeric"),
-        FeatureDef("engagement", "interest", "numeric"),
-        FeatureDef("days_since_last_activity", "interest", "numeric"),
-        FeatureDef("days_since_first_activity", "interest", "numeric"),
-        FeatureDef("has_unsubscribed", "interest", "numeric"),
-        FeatureDef("has_bounced", "interest", "numeric"),
-    ]
-    if spec.channels:
-        interest.append(FeatureDef(f"channels_{spec.longest_window}d", "interest", "numeric"))
-    too_long = [d for d in spec.decayed_counts if int(d[1]) > spec.longest_window]
-    if too_long:
-        raise ValueError(f"decayed counts may not reach past the longest window ({spec.longest_window} days): {too_long}")
-    interest += [FeatureDef(decayed_name(t, w, h), "interest", "numeric") for t, w, h in spec.decayed_counts]
-    return fit + interest
 
 
 def email_domain(email: object) -> str | None:
@@ -231,15 +136,6 @@ def _as_level(value: object) -> str | None:
     return text or None
 
 
-DAY_US = 86_400_000_000  # ages are whole microseconds, so every engine computes the same floats
-NEVER_DAYS = 3650.0  # days since the last activity of a lead that has none
-
-
-def micros(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Timestamps as int64 microseconds since the epoch."""
-    return np.asarray(values, dtype="datetime64[ns]").astype("int64") // 1000
-
-
 def marketing_activities(activities: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """``lead_id, occurred_us, activity_type, channel`` of the activities a feature may use (no sales types)."""
     acts = activities.loc[~activities["activity_type"].isin(spec.sales_activity_types)]
@@ -250,57 +146,6 @@ def marketing_activities(activities: pd.DataFrame, spec: FeatureSpec) -> pd.Data
         "activity_type": acts["activity_type"].to_numpy(dtype=object),
         "channel": channel.astype(object).where(channel.notna(), None).to_numpy(dtype=object),
     })
-
-
-# Engagement weights are whole millionths per day of age, summed as integers: every engine and
-# every batch size adds the same numbers in any order and gets the same result.
-ENGAGEMENT_SCALE = 1_000_000
-
-
-def decay_table(spec: FeatureSpec, half_life_days: float | None = None) -> np.ndarray:
-    """Integer weight of an interaction ``d`` whole days old, for d = 0 … longest window (half-life:
-    the engagement one unless given)."""
-    days = np.arange(spec.longest_window + 1, dtype="float64")
-    half_life = spec.engagement_half_life_days if half_life_days is None else half_life_days
-    return np.floor(np.power(0.5, days / half_life) * ENGAGEMENT_SCALE + 0.5).astype(np.int64)
-
-
-def decayed_name(activity_type: str, window_days: int, half_life_days: float) -> str:
-    """``pricing_page_view_30d_hl14``: interactions of one type in a window, each halved every 14 days."""
-    return f"{activity_type}_{int(window_days)}d_hl{half_life_days:g}"
-
-
-def decay_pairs(spec: FeatureSpec) -> list[tuple[int, float]]:
-    """The distinct (window, half-life) pairs of the decayed counts asked for."""
-    return sorted({(int(w), float(h)) for _, w, h in spec.decayed_counts})
-
-
-def decayed_counts_from(sums: dict[tuple[int, float], np.ndarray], spec: FeatureSpec) -> dict[str, np.ndarray]:
-    """Decayed-count features from per-(row, type) integer sums for each (window, half-life)."""
-    out = {}
-    for t, w, h in spec.decayed_counts:
-        j = spec.activity_types.index(t) if t in spec.activity_types else None
-        values = sums[(int(w), float(h))]
-        out[decayed_name(t, w, h)] = values[:, j] / ENGAGEMENT_SCALE if j is not None else np.zeros(values.shape[0])
-    return out
-
-
-def engagement_from(decayed: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """Engagement from the per-(row, type) sums of ``decay_table`` weights: the type weights applied
-    column by column (no BLAS, whose summation order may depend on the number of rows)."""
-    out = np.zeros(decayed.shape[0])
-    for j, t in enumerate(spec.activity_types):
-        out += decayed[:, j] * spec.engagement_weight(t)
-    return out / ENGAGEMENT_SCALE
-
-
-def distinct_per_row(rows: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
-    """How many distinct non-negative ``codes`` each of ``n`` rows has."""
-    keep = codes >= 0
-    width = int(codes.max()) + 1 if keep.any() else 1
-    seen = np.zeros(n * width, dtype=bool)  # codes are a small vocabulary: a presence matrix beats sorting
-    seen[rows[keep].astype(np.int64) * width + codes[keep]] = True
-    return seen.reshape(n, width).sum(axis=1).astype("float64")
 
 
 def interest_numpy(lead_ids: np.ndarray, as_of_us: np.ndarray, acts: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -366,8 +211,6 @@ def _interest_features(
     if engine == "numpy":
         values = interest_numpy(lead_ids, as_of_us, marketing_activities(activities, spec), spec)
     elif engine in ENGINES:
-        from features.engine import interest_ibis
-
         values = interest_ibis(lead_ids, as_of_us, activities, spec, backend=engine)
     else:
         raise ValueError(f"features.engine: expected one of {', '.join(ENGINES)}, found {engine!r}")
@@ -408,7 +251,7 @@ def compute_features(
 
 
 def learn_categories(spec: FeatureSpec, raw: pd.DataFrame, max_levels: int) -> FeatureSpec:
-    """Fix each categorical feature's levels from training rows: the most frequent ``max_levels``."""
+    """Fix each categorical feature's levels from leadscore.training rows: the most frequent ``max_levels``."""
     for f in spec.features:
         if f.kind == "category":
             counts = raw[f.name].dropna().astype(str).value_counts()

@@ -11,7 +11,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from features.build import (
+from leadscore.features.spec import (
     DAY_US,
     FeatureSpec,
     decay_pairs,

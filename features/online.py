@@ -25,19 +25,18 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from features.build import (
+from leadscore.features.build import _as_level, email_domain
+from leadscore.features.spec import (
     DAY_US,
     ENGAGEMENT_SCALE,
     NEVER_DAYS,
     FeatureSpec,
-    _as_level,
-    email_domain,
     decay_pairs,
     decay_table,
     decayed_name,
     micros,
 )
-from features.titles import EMPLOYEE_BANDS, REVENUE_BANDS, band, job_function, region, seniority
+from leadscore.features.titles import EMPLOYEE_BANDS, REVENUE_BANDS, band, job_function, region, seniority
 
 Activity = tuple[int, str, str | None]  # (occurred_at in µs since the epoch, lower-cased type, channel)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.contract import Export
-from leadscore.params import FeatureParams
+from leadscore.config.params import FeatureParams
+from leadscore.features.contract import Export
 
 DAY = pd.Timedelta(days=1)
 

@@ -39,22 +39,23 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _known_errors():
-    from features.contract import ContractError
-    from leadscore.params import ParamsError
-    from models.lgbm import ModelLoadError
-    from models.rules import RulesError
-    from training.audit import LeakageError
-    from training.promote import PromotionError
-    from training.register import TooLittleDataError
+    from leadscore.config.params import ParamsError
+    from leadscore.features.contract import ContractError
+    from leadscore.models.lgbm import ModelLoadError
+    from leadscore.models.rules import RulesError
+    from leadscore.training.audit import LeakageError
+    from leadscore.training.promote import PromotionError
+    from leadscore.training.register import TooLittleDataError
 
     return (ContractError, ParamsError, RulesError, ModelLoadError, LeakageError, TooLittleDataError, PromotionError,
             ValueError, FileNotFoundError)
 
 
-def _params(path: Path):
-    from leadscore.params import load_params
+def _params(path: Path | None):
+    from leadscore.config.params import load_params
+    from leadscore.config.settings import get_settings
 
-    return load_params(path)
+    return load_params(path or get_settings().params_path)
 
 
 class _Guard:
@@ -70,7 +71,7 @@ class _Guard:
 
 
 EXPORT_HELP = "CRM export: a folder of CSV/Parquet tables, or a database URL (sqlite:///crm.db, postgresql://…)."
-ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="Pipeline parameters (YAML).")
+ParamsOpt = typer.Option(None, "--params", help="Pipeline parameters (YAML); default: LEADSCORE_PARAMS_PATH, else ./params.yaml, else the packaged defaults.")
 DatasetOpt = typer.Option(DEFAULT_DATASET, "--dataset", help="Training set from `leadscore features`.")
 ModelDirOpt = typer.Option(DEFAULT_MODEL, "--model-dir", help="Model folder from `leadscore train`.")
 AllowLeakyOpt = typer.Option(False, "--allow-leaky", help="Train even if the leakage audit finds suspicious features.")
@@ -80,7 +81,7 @@ PlotsOpt = typer.Option(DEFAULT_PLOTS, "--plots", help="Folder for the evaluatio
 
 def _read(data: str):
     """Read and check an export, printing rows kept and dropped per table (nothing silently lost)."""
-    from features.contract import read_export
+    from leadscore.features.contract import read_export
 
     export = read_export(data)
     parts = [
@@ -174,7 +175,7 @@ def validate(
     show: int = typer.Option(50, "--show", help="Problems to print (all are in --report)."),
 ) -> None:
     """Check an export against the contract; every problem names file, row, column, expected, found."""
-    from features.contract import ContractError, read_export
+    from leadscore.features.contract import ContractError, read_export
 
     try:
         export = read_export(data)
@@ -216,10 +217,10 @@ def features(
     data: str = typer.Option(..., "--data", help=EXPORT_HELP),
     out_dir: Path = typer.Option(DEFAULT_DATASET, "--out", help="Where the training set goes."),
     allow_leaky: bool = AllowLeakyOpt,
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Build the labelled point-in-time training set (snapshots, features, time split, leakage audit)."""
-    from training.dataset import build_dataset
+    from leadscore.training.dataset import build_dataset
 
     with _Guard():
         params = _params(params_path)
@@ -238,11 +239,11 @@ def features(
 def audit(
     spec: Path = typer.Option(..., "--spec", help="Dataset spec (YAML) of a flat one-row-per-lead export."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where the spec's files live (default ../shared/data)."),
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Leakage audit of a flat export's features: exit 1 naming every suspicious column."""
-    from features.flat import load_flat
-    from training.audit import audit_features
+    from leadscore.features.flat import load_flat
+    from leadscore.training.audit import audit_features
 
     with _Guard():
         flat = load_flat(spec, data_root)
@@ -292,7 +293,7 @@ def train(
     do_promote: bool = typer.Option(True, "--promote/--no-promote", help="Run the promotion gate after registering."),
     allow_leaky: bool = AllowLeakyOpt,
     tune_trials: Optional[int] = TuneOpt,
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Train LightGBM; with --data the whole chain: features → train → evaluate → register → promote."""
     if (data is None) == (dataset is None):
@@ -315,7 +316,7 @@ def retrain(
     do_promote: bool = typer.Option(True, "--promote/--no-promote", help="Run the promotion gate after registering."),
     allow_leaky: bool = AllowLeakyOpt,
     tune_trials: Optional[int] = TuneOpt,
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """The quarterly retrain in one command: validate → features → train → backtest → register → promote."""
     if (data is None) == (spec is None):
@@ -328,11 +329,11 @@ def retrain(
 
 def _chain(data, dataset: Path, model_dir: Path, do_evaluate: bool, do_register: bool, do_promote: bool,
            allow_leaky: bool, tune_trials, params_path: Path, *, build: bool) -> None:
-    from training.dataset import build_dataset
-    from training.evaluate import evaluate as run_evaluate
-    from training.promote import promote
-    from training.register import register_model
-    from training.train import train_model
+    from leadscore.training.dataset import build_dataset
+    from leadscore.training.evaluate import evaluate as run_evaluate
+    from leadscore.training.promote import promote
+    from leadscore.training.register import register_model
+    from leadscore.training.train import train_model
 
     with _Guard():
         params = _params(params_path)
@@ -379,10 +380,10 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
     """A flat export: audit, time-ordered test and cross-validation of model, logistic regression
     and the spec's SLA rules, logged as an MLflow run. Nothing is registered: the service scores
     leads from their activity log, which a flat export does not have."""
-    from features.flat import load_flat, read_flat_spec
-    from training.audit import audit_features, raise_if_leaky
-    from training.flat_eval import evaluate_flat
-    from training.flat_log import log_flat_run
+    from leadscore.features.flat import load_flat, read_flat_spec
+    from leadscore.training.audit import audit_features, raise_if_leaky
+    from leadscore.training.flat_eval import evaluate_flat
+    from leadscore.training.flat_log import log_flat_run
 
     with _Guard():
         params = _params(params_path)
@@ -420,7 +421,7 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
 
 
 def _print_metrics(metrics: dict) -> None:
-    from training.evaluate import metric_rows
+    from leadscore.training.evaluate import metric_rows
 
     table = Table(title=f"test period: {metrics['test_rows']:,} snapshots, {metrics['test_positives']:,} won "
                         "(95 % interval over leads)", show_edge=False)
@@ -457,10 +458,10 @@ def evaluate_cmd(
     model_dir: Path = ModelDirOpt,
     metrics_file: Path = MetricsOpt,
     plots_dir: Path = PlotsOpt,
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Model, SLA rules and logistic regression on the same later rows: test period and rolling backtest."""
-    from training.evaluate import evaluate as run_evaluate
+    from leadscore.training.evaluate import evaluate as run_evaluate
 
     with _Guard():
         params = _params(params_path)
@@ -480,10 +481,10 @@ def register(
     out_file: Optional[Path] = typer.Option(Path("artifacts/registered.json"), "--out"),
     card_file: Path = typer.Option(DEFAULT_CARD, "--card", help="Where to write the model card (Markdown)."),
     plots_dir: Path = PlotsOpt,
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Log the run to MLflow and register a new version of `lead-scoring` as @challenger."""
-    from training.register import register_model
+    from leadscore.training.register import register_model
 
     with _Guard():
         metrics = json.loads(metrics_file.read_text())
@@ -500,10 +501,10 @@ def promote_cmd(
     data: Optional[str] = typer.Option(None, "--data", help="The export, if the champion needs features the training set lacks."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what the gate decides without moving the alias."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the decision as JSON."),
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Move @champion to @challenger if it is not worse on the same test rows (margins in params.yaml)."""
-    from training.promote import promote
+    from leadscore.training.promote import promote
 
     with _Guard():
         decision = promote(dataset, _params(params_path), _read(data) if data else None, dry_run=dry_run)
@@ -514,9 +515,9 @@ def promote_cmd(
 
 
 @app.command()
-def rollback(params_path: Path = ParamsOpt) -> None:
+def rollback(params_path: Optional[Path] = ParamsOpt) -> None:
     """Point @champion back at the version that held it before; serving picks it up on /reload or restart."""
-    from training.promote import rollback as run_rollback
+    from leadscore.training.promote import rollback as run_rollback
 
     with _Guard():
         result = run_rollback(_params(params_path))
@@ -529,17 +530,17 @@ def thresholds(
     weeks: int = typer.Option(8, "--weeks", min=1, max=104, help="Recent weeks to score (one snapshot of every open lead a week)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A model folder instead of the registry champion."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the table as CSV."),
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """For each probability cut-off: leads a week above it, expected win rate, expected wins, share of wins."""
     import pandas as pd
 
-    from features.build import compute_features
-    from features.snapshots import scoring_snapshots
-    from models.lgbm import LeadModel
-    from models.registry import load_champion
-    from training.metrics import week_codes
-    from training.thresholds import threshold_table
+    from leadscore.features.build import compute_features
+    from leadscore.features.snapshots import scoring_snapshots
+    from leadscore.models.lgbm import LeadModel
+    from leadscore.models.registry import load_champion
+    from leadscore.training.metrics import week_codes
+    from leadscore.training.thresholds import threshold_table
 
     with _Guard():
         params = _params(params_path)
@@ -580,14 +581,14 @@ def score(
     top_k: int = typer.Option(3, "--top-k", min=0, max=20, help="Positive and negative reasons per lead."),
     language: str = typer.Option("en", "--language", help="Language of reasons and recommendations: en or de."),
     what_if: bool = typer.Option(False, "--what-if", help="For leads below the sales threshold: the fewest actions that would lift them over it."),
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Score every lead without an opportunity before --as-of, with the champion (or the rules)."""
     import pandas as pd
 
-    from features.snapshots import scoring_snapshots
-    from models.base import score_leads
-    from models.policy import primary_scorer
+    from leadscore.features.snapshots import scoring_snapshots
+    from leadscore.models.base import score_leads
+    from leadscore.models.policy import primary_scorer
 
     ts = pd.to_datetime(as_of, errors="coerce", utc=True)
     if pd.isna(ts):
@@ -636,18 +637,18 @@ def drift(
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A model folder instead of the registry champion."),
     out_dir: Path = typer.Option(Path("reports/drift"), "--out", help="Where drift.csv, drift.png and drift.json go."),
     webhook: Optional[str] = typer.Option(None, "--webhook", help="POST the summary as JSON here when a feature or the score crosses psi_alert."),
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Population stability (PSI) of every feature and of the score: open leads of the last
     monitor.window_days vs the rows the champion learned from. Exit 2 when one crosses psi_alert."""
     import pandas as pd
 
-    from features.build import compute_features
-    from features.snapshots import scoring_snapshots
-    from models.lgbm import LeadModel
-    from models.registry import load_champion
-    from training.dataset import load_dataset
-    from training.drift import drift_table, write_drift
+    from leadscore.features.build import compute_features
+    from leadscore.features.snapshots import scoring_snapshots
+    from leadscore.models.lgbm import LeadModel
+    from leadscore.models.registry import load_champion
+    from leadscore.training.dataset import load_dataset
+    from leadscore.training.drift import drift_table, write_drift
 
     with _Guard():
         params = _params(params_path)
@@ -716,11 +717,11 @@ def attribution(
     data: str = typer.Option(..., "--data", help=EXPORT_HELP),
     out_dir: Path = typer.Option(Path("reports/attribution"), "--out", help="Where the CSVs and the plot go."),
     half_life_days: float = typer.Option(7.0, "--half-life-days", min=0.01, help="Time-decay: a touch counts half as much this many days earlier."),
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Credit for won deals to channels and campaigns: first touch, last touch, linear, time-decay and
     position-based (U-shaped), per quarter of the close date."""
-    from training.attribution import attribute, attribution_table, write_attribution
+    from leadscore.training.attribution import attribute, attribution_table, write_attribution
 
     with _Guard():
         params = _params(params_path)
@@ -750,15 +751,15 @@ def monitor(
     ledger_url: Optional[str] = typer.Option(None, "--ledger", help="Score ledger URL (default: LEADSCORE_LEDGER_URL, else ./ledger.db)."),
     scores_file: Optional[Path] = typer.Option(None, "--scores", help="Also check a batch scores CSV from `leadscore score --out`."),
     out_dir: Path = typer.Option(Path("reports/monitor"), "--out", help="Where monitor.csv, monitor_grades.csv, the plots, monitor.json and monitor.html go."),
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Are the served scores still right? Each score in the ledger (and --scores) joined with its
     outcome in a newer export: AUC, calibration and win rate per grade, per month and model version."""
     import pandas as pd
 
-    from leadscore.settings import get_settings
-    from serving.ledger import LedgerError
-    from training.monitor import ALL, API, label_scores, read_ledger, read_scores_file, write_monitor
+    from leadscore.config.settings import get_settings
+    from leadscore.serving.ledger import LedgerError
+    from leadscore.training.monitor import ALL, API, label_scores, read_ledger, read_scores_file, write_monitor
 
     settings = get_settings()
     url = ledger_url or settings.ledger()
@@ -814,12 +815,12 @@ def monitor(
 def sla(
     data: str = typer.Option(..., "--data", help=EXPORT_HELP),
     out_dir: Path = typer.Option(Path("reports/sla"), "--out", help="Where the CSVs, the plots and sla.html go."),
-    params_path: Path = ParamsOpt,
+    params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Is the marketing–sales SLA kept? Funnel by grade and week, qualified leads delivered per week
     against the commitment, speed of follow-up and what a lead is worth at each stage — with the
     funnel moments derived from the SLA rules' points, as the export has no status history."""
-    from training.sla_report import STAGE_NAMES, write_sla_report
+    from leadscore.training.sla_report import STAGE_NAMES, write_sla_report
 
     with _Guard():
         params = _params(params_path)
@@ -886,7 +887,7 @@ def serve(
     data: str = typer.Option("data/demo", "--data", help="Export to take the --print-curl lead from."),
 ) -> None:
     """Start the BentoML scoring service (model from the registry alias, rules as fallback)."""
-    from leadscore.settings import get_settings
+    from leadscore.config.settings import get_settings
 
     settings = get_settings()
     missing = [name for name, ok in (("LEADSCORE_API_KEYS", settings.keys()),
@@ -897,7 +898,7 @@ def serve(
         raise typer.Exit(1)
     if print_curl:
         try:
-            from serving.example import example_request
+            from leadscore.serving.example import example_request
 
             body = example_request(data)
             console.print("\n[bold]Score a demo lead[/] (once the service says it is listening):")
@@ -911,7 +912,7 @@ def serve(
             console.print(f"[yellow]no example lead:[/] {exc}")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage analytics from a lead-scoring service
     bentoml = Path(sys.executable).with_name("bentoml")
-    cmd = [str(bentoml), "serve", "serving.service:LeadScoring", "--host", host, "--port", str(port)]
+    cmd = [str(bentoml), "serve", "leadscore.serving.service:LeadScoring", "--host", host, "--port", str(port)]
     os.execvp(cmd[0], cmd)
 
 

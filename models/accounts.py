@@ -21,9 +21,9 @@ from typing import Literal
 
 import numpy as np
 
-from features.build import email_domain
-from features.titles import FUNCTION_PATTERNS, seniority
-from models.base import Lang, score_from_probability
+from leadscore.features.build import email_domain
+from leadscore.features.titles import FUNCTION_PATTERNS, seniority
+from leadscore.models.decision import Lang, score_from_probability
 
 RollUp = Literal["noisy_or", "max"]
 ROLL_UPS: tuple[str, ...] = ("noisy_or", "max")

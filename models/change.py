@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.build import FeatureSpec, encode_matrix
-from features.catalog import FLAGS, LANGS, NOTHING_YET, _value, label, signal_label
-from models.base import Lang, display_value, score_from_probability
-from models.explain import row_sums, signal_of
+from leadscore.features.build import encode_matrix
+from leadscore.features.catalog import FLAGS, LANGS, NOTHING_YET, _value, label, signal_label
+from leadscore.features.spec import FeatureSpec
+from leadscore.models.decision import Lang, display_value, score_from_probability
+from leadscore.models.explain import row_sums, signal_of
 
 if TYPE_CHECKING:
-    from models.lgbm import LeadModel
+    from leadscore.models.lgbm import LeadModel
 
 BASELINE = "baseline"  # the model driver for the change of the base value (an average lead's log-odds)
 _WINDOW = re.compile(r"^(?P<what>.+)_(?P<days>\d+)d$")

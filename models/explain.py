@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.build import FeatureSpec
-from features.catalog import describe
-from leadscore.params import Params
-from models.base import Lang, Matrix, Reason, display_value, level_from_cutoffs, matrix
+from leadscore.config.params import Params
+from leadscore.features.catalog import describe
+from leadscore.features.spec import FeatureSpec
+from leadscore.models.decision import Lang, Matrix, Reason, display_value, level_from_cutoffs, matrix
 
 _WINDOW = re.compile(r"^(?P<what>.+)_(?P<days>\d+)d$")
 # A feature derived from another one is part of that one's signal.

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.build import FeatureSpec, encode_matrix
-from features.online import OnlineFeatures
-from models import calibration
-from models.base import Lang, LeadScore, grade_from_cutoffs, score_from_probability
-from models.explain import ExplainSettings, Signals, explain, row_sums
-from models.treeshap import FastTreeShap
+from leadscore.features.build import encode_matrix
+from leadscore.features.online import OnlineFeatures
+from leadscore.features.spec import FeatureSpec
+from leadscore.models import calibration
+from leadscore.models.decision import Lang, LeadScore, grade_from_cutoffs, score_from_probability
+from leadscore.models.explain import ExplainSettings, Signals, explain, row_sums
+from leadscore.models.treeshap import FastTreeShap
 
 MODEL_FILE = "model.lgb"
 

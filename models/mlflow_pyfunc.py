@@ -13,12 +13,12 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from models.registry import ARTIFACT
+from leadscore.models.registry import ARTIFACT
 
 
 class LeadScoringModel(PythonModel):
     def load_context(self, context) -> None:
-        from models.lgbm import LeadModel
+        from leadscore.models.lgbm import LeadModel
 
         self.model = LeadModel.load(Path(context.artifacts[ARTIFACT]))
 

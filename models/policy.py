@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leadscore.params import FeatureParams
-from leadscore.settings import Settings, get_settings
-from models.base import Scorer
-from models.lgbm import LeadModel, ModelLoadError
-from models.registry import load_champion
-from models.rules import RuleScorer, load_rules
+from leadscore.config.params import FeatureParams
+from leadscore.config.settings import Settings, get_settings
+from leadscore.models.base import Scorer
+from leadscore.models.lgbm import LeadModel, ModelLoadError
+from leadscore.models.registry import load_champion
+from leadscore.models.rules import RuleScorer, load_rules
 
 
 def rule_scorer(feature_params: FeatureParams, settings: Settings | None = None) -> RuleScorer:

@@ -7,8 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from leadscore.settings import Settings, get_settings, tracking_uri
-from models.lgbm import LeadModel, ModelLoadError, folder_digest
+from leadscore.config.settings import Settings, get_settings, tracking_uri
+from leadscore.models.lgbm import LeadModel, ModelLoadError, folder_digest
 
 # The registered pyfunc's artifact that holds the LightGBM text model folder.
 ARTIFACT = "model_dir"

@@ -18,11 +18,11 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from features.build import FeatureSpec, _layout, decayed_name
-from features.catalog import describe
-from features.contract import KNOWN_LEAD_COLUMNS
-from leadscore.params import FeatureParams
-from models.base import (
+from leadscore.config.params import FeatureParams
+from leadscore.features.catalog import describe
+from leadscore.features.contract import KNOWN_LEAD_COLUMNS
+from leadscore.features.spec import FeatureSpec, decayed_name, layout
+from leadscore.models.decision import (
     Lang,
     LeadScore,
     Reason,
@@ -272,7 +272,7 @@ def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
     )
     # What every export with the known lead columns computes; anything else a rule names is a
     # windowed activity count or a profile column.
-    standard = {f.name for f in _layout(spec)}
+    standard = {f.name for f in layout(spec)}
     decayed = set()
     for rule in config.rules:
         match = _WINDOW.match(rule.feature)
@@ -289,7 +289,7 @@ def rules_spec(config: RulesConfig, cfg: FeatureParams) -> FeatureSpec:
     activity_types |= set(spec.hand_raiser_types) | {"unsubscribe"}
     spec.activity_types, spec.windows_days, spec.profile_columns = sorted(activity_types), sorted(windows), profile
     spec.decayed_counts = [list(d) for d in sorted(decayed)]
-    spec.features = _layout(spec)
+    spec.features = layout(spec)
     names = set(spec.names)
     missing = sorted({f for r in config.rules for f in (r.feature, r.counted) if f not in names})
     if missing:

@@ -17,9 +17,9 @@ from itertools import combinations_with_replacement
 
 import numpy as np
 
-from features.catalog import action
-from features.online import OnlineFeatures
-from models.base import Lang, WhatIf, score_from_probability
+from leadscore.features.catalog import action
+from leadscore.features.online import OnlineFeatures
+from leadscore.models.decision import Lang, WhatIf, score_from_probability
 
 # An added action happens this long before as_of (strictly before: as_of itself is not yet known).
 LEAD_TIME_US = 60_000_000

@@ -550,7 +550,7 @@ def _js(value) -> str:
 
 
 def _default_example() -> dict:
-    from serving.schemas import EXAMPLE_ACTIVITY, EXAMPLE_LEAD
+    from leadscore.serving.schemas import EXAMPLE_ACTIVITY, EXAMPLE_LEAD
 
     return {
         "lead": dict(EXAMPLE_LEAD),

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from models.accounts import account_score, coverage_sentence
-from models.base import LeadScore, score_from_probability
-from models.change import encode_raw
-from serving.card import CardData, CardReason, render_card
-from serving.core import Scored, ScoringCore
-from serving.ledger import LedgerEntry, LedgerError
+from leadscore.models.accounts import account_score, coverage_sentence
+from leadscore.models.change import encode_raw
+from leadscore.models.decision import LeadScore, score_from_probability
+from leadscore.serving.card import CardData, CardReason, render_card
+from leadscore.serving.core import Scored, ScoringCore
+from leadscore.serving.ledger import LedgerEntry, LedgerError
 
 NO_SCORE = {"en": "No score recorded for this lead yet.", "de": "Für diesen Lead ist noch kein Score gespeichert."}
 

@@ -19,18 +19,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from features.online import OnlineFeatures
-from leadscore.params import load_params
-from leadscore.settings import Settings, get_settings
-from models.base import LeadScore
-from models.lgbm import LeadModel
-from models.policy import primary_scorer, rule_scorer
-from models.rules import RuleScorer
-from serving import live
-from serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym
-from models.accounts import buying_roles, summarize_accounts
-from serving.schemas import (
-    EXAMPLE_ACTIVITY, EXAMPLE_LEAD, TREND_POINTS, AccountOut, LeadRequest, ScoreOut, ScoreRequest,
+from leadscore.config.params import load_params
+from leadscore.config.settings import Settings, get_settings
+from leadscore.features.online import OnlineFeatures
+from leadscore.models.accounts import buying_roles, summarize_accounts
+from leadscore.models.decision import LeadScore
+from leadscore.models.lgbm import LeadModel
+from leadscore.models.policy import primary_scorer, rule_scorer
+from leadscore.models.rules import RuleScorer
+from leadscore.serving import live
+from leadscore.serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym
+from leadscore.serving.schemas import (
+    EXAMPLE_ACTIVITY,
+    EXAMPLE_LEAD,
+    TREND_POINTS,
+    AccountOut,
+    LeadRequest,
+    ScoreOut,
+    ScoreRequest,
 )
 
 log = logging.getLogger("leadscore.serving")
@@ -201,7 +207,7 @@ class ScoringCore:
         out = []
         for (profile, activities), result, raw in zip(leads, results, raws):
             if what_if and not result.sales_ready:
-                from models.whatif import what_would_change
+                from leadscore.models.whatif import what_would_change
 
                 result.what_if = what_would_change(model, model.online, profile, activities, as_of_us, lang=lang)
             warnings = live.warnings_for(model.spec, raw, activities, as_of_us)
@@ -273,7 +279,7 @@ class ScoringCore:
             return self.model
         cache = self._old_models
         if version not in cache:
-            from models.registry import load_version
+            from leadscore.models.registry import load_version
 
             try:
                 cache[version] = load_version(self.settings.model_name, version, self.settings)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import compute_features
-from features.contract import read_export
-from features.snapshots import scoring_snapshots
+from leadscore.features.build import compute_features
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import scoring_snapshots
 
 
 def example_request(data: Path | str, max_activities: int = 15) -> dict:
@@ -17,9 +17,9 @@ def example_request(data: Path | str, max_activities: int = 15) -> dict:
     Among open leads with at most ``max_activities`` activities in the last 90 days (so the curl
     stays readable), the one the SLA rules rank highest.
     """
-    from leadscore.params import load_params
-    from leadscore.settings import get_settings
-    from models.policy import rule_scorer
+    from leadscore.config.params import load_params
+    from leadscore.config.settings import get_settings
+    from leadscore.models.policy import rule_scorer
 
     export = read_export(data)
     as_of = export.data_end

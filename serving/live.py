@@ -14,12 +14,12 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from features.build import FeatureSpec
-from features.online import Activity, OnlineFeatures
-from models.base import Lang, LeadScore
-from models.lgbm import LeadModel
-from models.rules import RuleScorer
-from serving.schemas import LeadRequest
+from leadscore.features.online import Activity, OnlineFeatures
+from leadscore.features.spec import FeatureSpec
+from leadscore.models.decision import Lang, LeadScore
+from leadscore.models.lgbm import LeadModel
+from leadscore.models.rules import RuleScorer
+from leadscore.serving.schemas import LeadRequest
 
 _EPOCH = datetime(1970, 1, 1)
 _MICRO = pd.Timedelta(microseconds=1).to_pytimedelta()

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, quote
 
 from pythonjsonlogger.json import JsonFormatter
 
-from serving.ledger import pseudonym
+from leadscore.serving.ledger import pseudonym
 
 log = logging.getLogger("leadscore.serving")
 

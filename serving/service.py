@@ -19,16 +19,24 @@ import bentoml
 from fastapi import Depends, FastAPI, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import TypeAdapter
 from fastapi.security import HTTPBearer
+from pydantic import TypeAdapter
 
-from features.contract import PERSONAL_COLUMNS
-from leadscore.settings import get_settings
-from serving.core import ScoringCore, mlflow_fails_fast
-from serving.schemas import (
-    CardLinkOut, CardRequest, ChangeOut, HistoryEntryOut, HistoryOut, LeadIn, MetadataOut, ScoreOut, ScoreRequest,
+from leadscore.config.settings import get_settings
+from leadscore.features.contract import PERSONAL_COLUMNS
+from leadscore.serving.core import ScoringCore, mlflow_fails_fast
+from leadscore.serving.schemas import (
+    CardLinkOut,
+    CardRequest,
+    ChangeOut,
+    HistoryEntryOut,
+    HistoryOut,
+    LeadIn,
+    MetadataOut,
+    ScoreOut,
+    ScoreRequest,
 )
-from serving.security import Gate, card_link, configure_logging, quote_id
+from leadscore.serving.security import Gate, card_link, configure_logging, quote_id
 
 ERRORS = {
     401: {"description": "Missing or invalid API key."},
@@ -180,7 +188,7 @@ class LeadScoring:
     @app.get("/leads/{lead_id}/card", response_class=HTMLResponse, responses=ERRORS)
     def card(self, lead_id: str = LeadId, lang: Literal["en", "de"] = Lang) -> HTMLResponse:
         """The lead card: score, grade, fit × interest, reasons, trend and what would change it (HTML)."""
-        from serving.cards import card_from_history, no_score_page
+        from leadscore.serving.cards import card_from_history, no_score_page
 
         entries = self._entries(lead_id, 100, missing_ok=True)
         if not entries:
@@ -190,14 +198,14 @@ class LeadScoring:
     @app.get("/card", response_class=HTMLResponse, responses=ERRORS)
     def card_form(self, lang: Literal["en", "de"] = Lang) -> HTMLResponse:
         """A form to paste a lead (the API's lead JSON) and see its card."""
-        from serving.card import render_form
+        from leadscore.serving.card import render_form
 
         return _html(render_form("/card", lang), 200, self.core)
 
     @app.post("/card", response_class=HTMLResponse, responses=ERRORS)
     async def card_for_lead(self, body: CardRequest) -> HTMLResponse:
         """Score a pasted lead (recorded like any score) and return its card."""
-        from serving.cards import card_from_scored
+        from leadscore.serving.cards import card_from_scored
 
         _reject_unknown_fields(self.core, [body], ("body",))
         request = ScoreRequest(leads=[body], language=body.language, what_if=True)
@@ -208,7 +216,7 @@ class LeadScoring:
     # --- helpers
 
     def _entries(self, lead_id: str, limit: int, missing_ok: bool = False):
-        from serving.ledger import LedgerError
+        from leadscore.serving.ledger import LedgerError
 
         try:
             entries = self.core.history(lead_id, limit)
@@ -219,7 +227,7 @@ class LeadScoring:
         return entries
 
     def _change(self, old, new, lang: str) -> ChangeOut:
-        from models.change import explain_change
+        from leadscore.models.change import explain_change
 
         found = explain_change(dataclasses.asdict(old), dataclasses.asdict(new), self.core.model_for, lang=lang)
         return ChangeOut(from_id=old.id, to_id=new.id, **{

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from leadscore.params import load_params
+from leadscore.config.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -61,11 +61,11 @@ def tracking(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(demo_dir, params, tracking, tmp_path_factory):
     """features → train → evaluate → register → promote on the demo export, as `leadscore retrain` does."""
-    from training.dataset import build_dataset
-    from training.evaluate import evaluate
-    from training.promote import promote
-    from training.register import register_model
-    from training.train import train_model
+    from leadscore.training.dataset import build_dataset
+    from leadscore.training.evaluate import evaluate
+    from leadscore.training.promote import promote
+    from leadscore.training.register import register_model
+    from leadscore.training.train import train_model
 
     work = tmp_path_factory.mktemp("run")
     summary = build_dataset(demo_dir, params, work / "dataset")

@@ -46,8 +46,8 @@ def tiny_export(folder: Path) -> Path:
 def training_features(export, params, spec=None):
     """(snapshots, spec, raw features) of an export's training snapshots, as `leadscore features`
     builds them: the spec inferred from the export (or ``spec``), categories learned from the rows."""
-    from features.build import compute_features, infer_spec, learn_categories
-    from features.snapshots import training_snapshots
+    from leadscore.features.build import compute_features, infer_spec, learn_categories
+    from leadscore.features.snapshots import training_snapshots
 
     snaps, _ = training_snapshots(export, params.features)
     spec = spec or infer_spec(export.leads, export.activities, params.features)

@@ -34,7 +34,6 @@ All of it is vectorised over the touches of all deals (one pass per model, no lo
 from __future__ import annotations
 
 import html
-
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -208,7 +207,7 @@ def attribution_table(credits: pd.DataFrame) -> pd.DataFrame:
 def _attribution_png(wide: pd.DataFrame, deals_per_quarter: dict[str, int], path: Path) -> Path:
     from matplotlib import colormaps
 
-    from training.plots import _figure, _save
+    from leadscore.training.plots import _figure, _save
 
     quarters = sorted(wide["quarter"].unique())[-PLOT_QUARTERS:]
     ncols = 2 if len(quarters) > 1 else 1
@@ -271,7 +270,7 @@ def write_attribution(export, sales_activity_types: Collection[str], out_dir: Pa
 def _attribution_html(summary: dict, channel: pd.DataFrame, campaign: pd.DataFrame, per_quarter: dict[str, int],
                       out: Path) -> str:
     """The report as one page: what was counted, credit by channel per quarter, campaigns of the last quarter."""
-    from training import report_html
+    from leadscore.training import report_html
 
     models = [(m, m.replace("_", " "), "f2") for m in MODELS]
     sentences = [

@@ -19,16 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import FeatureSpec, compute_features
-from features.contract import Export
-from leadscore.params import Params
-from models.base import grade_from_cutoffs
-from models.lgbm import LeadModel
-from models.rules import RuleScorer, load_rules
-from training.baselines import fit_logistic, predict_logistic
-from training.dataset import assign_split
-from training.metrics import compare, week_codes
-from training.train import fit_model, refit_rows
+from leadscore.config.params import Params
+from leadscore.features.build import compute_features
+from leadscore.features.contract import Export
+from leadscore.features.spec import FeatureSpec
+from leadscore.models.decision import grade_from_cutoffs
+from leadscore.models.lgbm import LeadModel
+from leadscore.models.rules import RuleScorer, load_rules
+from leadscore.training.baselines import fit_logistic, predict_logistic
+from leadscore.training.dataset import assign_split
+from leadscore.training.metrics import compare, week_codes
+from leadscore.training.train import fit_model, refit_rows
 
 SCORERS = ("model", "rules", "logistic")
 

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from features.build import FeatureSpec
+from leadscore.features.spec import FeatureSpec
 
 MISSING = "(missing)"
 

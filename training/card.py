@@ -6,7 +6,7 @@ the files the pipeline already wrote; every number in it comes from those files.
 
 from __future__ import annotations
 
-from models.lgbm import LeadModel
+from leadscore.models.lgbm import LeadModel
 
 PERIODS = {"train": "train", "valid": "validation", "test": "test", "purged": "gaps between periods (left out)"}
 METRICS = (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"), ("log_loss", "log loss"), ("brier", "Brier"),

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import FeatureSpec, compute_features, infer_spec, learn_categories
-from features.contract import Export, parse_timestamps, read_export
-from features.snapshots import training_snapshots
-from leadscore.params import Params
-from training.audit import audit_features, raise_if_leaky
+from leadscore.config.params import Params
+from leadscore.features.build import compute_features, infer_spec, learn_categories
+from leadscore.features.contract import Export, parse_timestamps, read_export
+from leadscore.features.snapshots import training_snapshots
+from leadscore.features.spec import FeatureSpec
+from leadscore.training.audit import audit_features, raise_if_leaky
 
 DATASET_FILE = "snapshots.parquet"
 SPEC_FILE = "spec.json"

@@ -44,7 +44,6 @@ Caveats worth knowing when reading the table:
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -252,7 +251,7 @@ def write_drift(table: pd.DataFrame, out_dir: Path | str, *, warn: float | None 
 
     Thresholds for the lines: the given ones, else those :func:`drift_table` recorded, else the defaults.
     """
-    from training import report_html
+    from leadscore.training import report_html
 
     warn = float(warn if warn is not None else table.attrs.get("warn", WARN))
     alert = float(alert if alert is not None else table.attrs.get("alert", ALERT))
@@ -281,7 +280,7 @@ def _drift_png(table: pd.DataFrame, warn: float, alert: float, path: Path) -> Pa
     from matplotlib.patches import Patch
     from matplotlib.ticker import NullLocator
 
-    from training.plots import _figure, _save
+    from leadscore.training.plots import _figure, _save
 
     ordered = table.sort_values("psi", ascending=False, kind="stable")
     top = ordered.head(MAX_BARS).iloc[::-1]

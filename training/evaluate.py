@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import encode_matrix
-from features.contract import Export, read_export
-from leadscore.params import Params
-from models.lgbm import LeadModel
-from training.backtest import SCORERS, run_backtest
-from training.dataset import SUMMARY_FILE, load_dataset
-from training.metrics import verdict, week_codes
-from training.plots import shap_importance, write_backtest_plot, write_plots
-from training.thresholds import threshold_table
+from leadscore.config.params import Params
+from leadscore.features.build import encode_matrix
+from leadscore.features.contract import Export, read_export
+from leadscore.models.lgbm import LeadModel
+from leadscore.training.backtest import SCORERS, run_backtest
+from leadscore.training.dataset import SUMMARY_FILE, load_dataset
+from leadscore.training.metrics import verdict, week_codes
+from leadscore.training.plots import shap_importance, write_backtest_plot, write_plots
+from leadscore.training.thresholds import threshold_table
 
 BASELINES = ("rules", "logistic")
 LABELS = {"model": "LightGBM", "rules": "SLA rules", "logistic": "logistic regression"}

@@ -56,17 +56,17 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from features.build import FeatureDef, FeatureSpec
-from features.flat import FlatDataset, load_flat
-from leadscore.params import Params
-from models import calibration
-from models.base import grade_from_cutoffs
-from models.calibration import fit_calibrator
-from models.rules import RulesConfig, RuleScorer, load_rules
-from models.treeshap import FastTreeShap
-from training.baselines import fit_logistic, predict_logistic
-from training.metrics import compare, verdict, week_codes
-from training.plots import shap_importance, write_plots
+from leadscore.config.params import Params
+from leadscore.features.flat import FlatDataset, load_flat
+from leadscore.features.spec import FeatureDef, FeatureSpec
+from leadscore.models import calibration
+from leadscore.models.calibration import fit_calibrator
+from leadscore.models.decision import grade_from_cutoffs
+from leadscore.models.rules import RulesConfig, RuleScorer, load_rules
+from leadscore.models.treeshap import FastTreeShap
+from leadscore.training.baselines import fit_logistic, predict_logistic
+from leadscore.training.metrics import compare, verdict, week_codes
+from leadscore.training.plots import shap_importance, write_plots
 
 RESULT_FILE = "flat_eval.json"
 PLOTS_DIR = "plots"
@@ -300,7 +300,7 @@ def time_ordered(data: FlatDataset, params: Params, rules: RuleScorer | None, ls
 
     With ``fixed_trees`` a second booster learns from all training rows with that many trees and
     no early stopping; its test ROC AUC (ranking only, uncalibrated) tells an early-stopping period
-    unlike the test period apart from features that do not carry over."""
+    unlike the test period apart from leadscore.features that do not carry over."""
     parts = time_split(data.time, test_share, inner_share, params.train.calibration_share)
     X, y = data.features, data.label.to_numpy()
     train = np.sort(np.concatenate([parts["boosting"], parts["early_stopping"], parts["calibration"]]))
@@ -444,7 +444,7 @@ def _shifted_features(X: pd.DataFrame, train: np.ndarray, test: np.ndarray, top:
 
 
 def _period_auc(X: pd.DataFrame, train: np.ndarray, test: np.ndarray, params: Params) -> float:
-    """3-fold CV ROC AUC of LightGBM telling test-period rows from training-period rows by their
+    """3-fold CV ROC AUC of LightGBM telling test-period rows from leadscore.training-period rows by their
     features alone: 0.5 = the periods look alike, 1.0 = every row's period is readable."""
     rows = np.concatenate([train, test])
     target = np.r_[np.zeros(len(train)), np.ones(len(test))]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leadscore.params import Params
-from leadscore.settings import Settings
-from models.registry import use_tracking
-from training.register import _flatten, _git_commit
+from leadscore.config.params import Params
+from leadscore.config.settings import Settings
+from leadscore.models.registry import use_tracking
+from leadscore.training.register import _flatten, _git_commit
 
 EXPERIMENT = "leadscore-flat"
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from models.calibration import expected_calibration_error
+from leadscore.models.calibration import expected_calibration_error
 
 # The metrics where lower is better; for the rest, higher is better.
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})

@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from features.contract import Export, parse_timestamps
-from features.snapshots import first_opportunities, training_snapshots
-from leadscore.params import FeatureParams
-from models.calibration import expected_calibration_error, reliability_table
-from training import report_html
-from training.plots import GRADES, win_rate_by_grade_table
+from leadscore.config.params import FeatureParams
+from leadscore.features.contract import Export, parse_timestamps
+from leadscore.features.snapshots import first_opportunities, training_snapshots
+from leadscore.models.calibration import expected_calibration_error, reliability_table
+from leadscore.training import report_html
+from leadscore.training.plots import GRADES, win_rate_by_grade_table
 
 API, BATCH = "api", "batch"
 ALL = "all"
@@ -64,7 +64,7 @@ def read_ledger(url: str) -> pd.DataFrame:
     """Every served score in the ledger at ``url``: lead_key, source "api", scorer, model_version,
     as_of (naive UTC), probability, grade. A SQLite file that does not exist holds no scores (it is
     not created). Raises LedgerError when the database cannot be read."""
-    from serving.ledger import Ledger
+    from leadscore.serving.ledger import Ledger
 
     ledger = Ledger(url, timeout_s=5.0)
     try:
@@ -173,7 +173,7 @@ def label_scores(scores: pd.DataFrame, export: Export, cfg: FeatureParams, key: 
         if not key:
             raise ValueError("LEADSCORE_PSEUDONYM_KEY is not set: the ledger stores leads under a keyed pseudonym, "
                              "so it is needed to find them in the export (use the key the service ran with)")
-        from serving.ledger import pseudonym
+        from leadscore.serving.ledger import pseudonym
 
         by_key = {pseudonym(str(lead_id), key): lead_id for lead_id in export.leads["lead_id"]}
         from_ledger = table["lead_key"].notna()
@@ -351,7 +351,7 @@ def _records(table: pd.DataFrame) -> list[dict]:
 
 
 def _reliability_png(table: pd.DataFrame, bins: dict[str, list[dict]], path: Path) -> Path:
-    from training.plots import _colours, _figure, _save
+    from leadscore.training.plots import _colours, _figure, _save
 
     overall = table.loc[(table["month"] == ALL) & (table["model_version"] != ALL) & (table["labelled"] > 0)]
     overall = overall.sort_values("labelled", ascending=False, kind="stable").head(MAX_CURVES)
@@ -376,7 +376,7 @@ def _reliability_png(table: pd.DataFrame, bins: dict[str, list[dict]], path: Pat
 
 
 def _grades_png(grades: pd.DataFrame, path: Path) -> Path:
-    from training.plots import _colours, _figure, _percent, _save
+    from leadscore.training.plots import _colours, _figure, _percent, _save
 
     shown = grades.loc[(grades["month"] == ALL) & (grades["model_version"] == ALL)]
     groups = [(s, sc) for (s, sc), part in shown.groupby(["source", "scorer"], sort=True) if part["labelled"].sum() > 0]

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from models.calibration import expected_calibration_error, reliability_table
+from leadscore.models.calibration import expected_calibration_error, reliability_table
 
 MAX_POINTS = 200
 HIST_BINS = 20

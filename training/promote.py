@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import compute_features
-from features.contract import Export, read_export
-from leadscore.params import Params
-from leadscore.settings import Settings, get_settings
-from models.lgbm import LeadModel
-from models.registry import load_version, use_tracking
-from training.dataset import load_dataset
-from training.metrics import compare, week_codes
+from leadscore.config.params import Params
+from leadscore.config.settings import Settings, get_settings
+from leadscore.features.build import compute_features
+from leadscore.features.contract import Export, read_export
+from leadscore.models.lgbm import LeadModel
+from leadscore.models.registry import load_version, use_tracking
+from leadscore.training.dataset import load_dataset
+from leadscore.training.metrics import compare, week_codes
 
 HISTORY_TAG = "champion_history"
 

@@ -7,10 +7,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from leadscore.params import Params
-from leadscore.settings import Settings, get_settings
-from models.lgbm import LeadModel, folder_digest
-from models.registry import ARTIFACT, DIGEST_TAG, use_tracking
+from leadscore.config.params import Params
+from leadscore.config.settings import Settings, get_settings
+from leadscore.models.lgbm import LeadModel, folder_digest
+from leadscore.models.registry import ARTIFACT, DIGEST_TAG, use_tracking
 
 EXPERIMENT = "leadscore"
 
@@ -72,7 +72,7 @@ def register_model(
     """
     import mlflow
 
-    from training.card import model_card
+    from leadscore.training.card import model_card
 
     settings = settings or get_settings()
     model = LeadModel.load(model_dir)

@@ -44,11 +44,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.build import NEVER_DAYS, compute_features
-from features.snapshots import first_opportunities
-from models.base import GRADES, grade_from_cutoffs
-from models.rules import RuleScorer, RulesConfig
-from training.plots import _figure, _save
+from leadscore.features.build import compute_features
+from leadscore.features.snapshots import first_opportunities
+from leadscore.features.spec import NEVER_DAYS
+from leadscore.models.decision import GRADES, grade_from_cutoffs
+from leadscore.models.rules import RulesConfig, RuleScorer
+from leadscore.training.plots import _figure, _save
 
 STAGES = ("lead", "mql", "sql", "sal", "opportunity", "won")
 STAGE_NAMES = {"lead": "Lead", "mql": "MQL", "sql": "SQL", "sal": "SAL", "opportunity": "Opportunity", "won": "Won"}
@@ -286,7 +287,7 @@ def write_sla_report(export, params, out_dir: Path | str, scorer: RuleScorer | N
     stage, ``rules_rising_with_time``, ``data_end`` and ``files``.
     """
     if scorer is None:
-        from models.policy import rule_scorer
+        from leadscore.models.policy import rule_scorer
 
         scorer = rule_scorer(params.features)
     out = Path(out_dir)
@@ -353,7 +354,7 @@ def _sentences(summary: dict) -> list[str]:
 
 def _sla_html(summary: dict, funnel: pd.DataFrame, weekly: pd.DataFrame, followup: pd.DataFrame,
               value: pd.DataFrame, out: Path) -> str:
-    from training import report_html
+    from leadscore.training import report_html
 
     stages = [(s, STAGE_NAMES[s], "") for s in STAGES]
     conv = [(f"conv_{s}", f"→ {STAGE_NAMES[s]}", "pct") for s in STAGES[1:]]

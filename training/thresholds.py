@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from leadscore.params import ThresholdParams
+from leadscore.config.params import ThresholdParams
 
 # Cut-offs always shown in a table beside those derived from the capacity.
 STANDARD_CUTOFFS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7)

@@ -9,17 +9,18 @@ from pathlib import Path
 import lightgbm as lgb
 import pandas as pd
 
-from features.build import FeatureSpec, encode, encode_matrix
-from leadscore.params import Params
-from models import calibration
-from models.calibration import fit_calibrator
-from models.explain import fit_settings
-from models.lgbm import LeadModel
-from models.treeshap import FastTreeShap
-from training.dataset import SUMMARY_FILE, load_dataset
-from training.metrics import week_codes
-from training.thresholds import choose_thresholds, threshold_table
-from training.tune import tune
+from leadscore.config.params import Params
+from leadscore.features.build import encode, encode_matrix
+from leadscore.features.spec import FeatureSpec
+from leadscore.models import calibration
+from leadscore.models.calibration import fit_calibrator
+from leadscore.models.explain import fit_settings
+from leadscore.models.lgbm import LeadModel
+from leadscore.models.treeshap import FastTreeShap
+from leadscore.training.dataset import SUMMARY_FILE, load_dataset
+from leadscore.training.metrics import week_codes
+from leadscore.training.thresholds import choose_thresholds, threshold_table
+from leadscore.training.tune import tune
 
 
 def monotone_constraints(spec_names: list[str], increasing: list[str], decreasing: list[str]) -> list[int]:

@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import build_features, compute_features, infer_spec, learn_categories
-from features.contract import read_export
-from features.titles import region, seniority
-from leadscore.params import load_params
+from leadscore.config.params import load_params
+from leadscore.features.build import build_features, compute_features, infer_spec, learn_categories
+from leadscore.features.contract import read_export
+from leadscore.features.titles import region, seniority
 from tests.helpers import tiny_export
 
 PARAMS = load_params()
@@ -120,7 +120,7 @@ def test_unseen_category_becomes_missing_not_an_error(export):
      ("Sachbearbeiter", "other"), ("", "unknown")],
 )
 def test_job_function_from_german_and_english_titles(title, function):
-    from features.titles import job_function
+    from leadscore.features.titles import job_function
 
     assert job_function(title) == function
 

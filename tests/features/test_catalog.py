@@ -1,6 +1,6 @@
-from features.build import infer_spec
-from features.catalog import describe, label
-from features.contract import read_export
+from leadscore.features.build import infer_spec
+from leadscore.features.catalog import describe, label
+from leadscore.features.contract import read_export
 from tests.helpers import tiny_export
 
 

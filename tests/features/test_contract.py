@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.contract import ContractError, read_export
+from leadscore.features.contract import ContractError, read_export
 from tests.helpers import tiny_export
 
 

@@ -5,9 +5,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from features.build import compute_features, infer_spec
-from features.contract import read_export
-from features.snapshots import scoring_snapshots, training_snapshots
+from leadscore.features.build import compute_features, infer_spec
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import scoring_snapshots, training_snapshots
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +62,12 @@ def test_decayed_counts_asked_for_agree_across_engines(demo):
     """Counts of one type in a window, each halved every N days (what the SLA rules may ask for)."""
     import dataclasses
 
-    from features.build import _layout, decayed_name
+    from leadscore.features.spec import decayed_name, layout
 
     export, snaps, spec = demo
     asked = dataclasses.replace(spec, decayed_counts=[["pricing_page_view", 30, 14], ["demo_request", 90, 30],
                                                       ["page_view", 30, 7.5]])
-    asked.features = _layout(asked)
+    asked.features = layout(asked)
     sample = snaps.head(3000)
     numpy_path = compute_features(sample, export.leads, export.activities, asked, engine="numpy")
     duckdb_path = compute_features(sample, export.leads, export.activities, asked, engine="duckdb")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.flat import SpecError, load_flat, read_flat_spec
+from leadscore.features.flat import SpecError, load_flat, read_flat_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs"

@@ -7,19 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import (
-    DAY_US,
-    _email_domain,
-    _layout,
-    compute_features,
-    decayed_name,
-    encode_matrix,
-    infer_spec,
-    learn_categories,
+from leadscore.features.build import _email_domain, compute_features, encode_matrix, infer_spec, learn_categories
+from leadscore.features.contract import read_export
+from leadscore.features.online import (
+    OnlineFeatures,
+    activity_lists,
+    as_of_micros,
+    email_domain,
+    profile_dicts,
+    to_number,
 )
-from features.contract import read_export
-from features.online import OnlineFeatures, activity_lists, as_of_micros, email_domain, profile_dicts, to_number
-from features.snapshots import scoring_snapshots
+from leadscore.features.snapshots import scoring_snapshots
+from leadscore.features.spec import DAY_US, decayed_name, layout
 from tests.helpers import tiny_export, training_features
 
 
@@ -66,7 +65,7 @@ def _assert_parity(spec, leads, activities, snaps):
 def _asking_decayed_counts(spec, asked):
     """``spec`` with decayed counts asked for (as the SLA rules may), laid out again."""
     spec.decayed_counts = asked
-    spec.features = _layout(spec)
+    spec.features = layout(spec)
     return spec
 
 

@@ -1,8 +1,8 @@
 import pandas as pd
 
-from features.contract import read_export
-from features.snapshots import scoring_snapshots, training_snapshots
-from leadscore.params import load_params
+from leadscore.config.params import load_params
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import scoring_snapshots, training_snapshots
 from tests.helpers import tiny_export
 
 CFG = load_params().features.model_copy(update={"horizon_days": 30, "snapshot_every_days": 7, "max_snapshot_age_days": 35})

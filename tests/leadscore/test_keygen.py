@@ -5,7 +5,7 @@ import stat
 from typer.testing import CliRunner
 
 from leadscore.cli import app
-from leadscore.settings import Settings
+from leadscore.config.settings import Settings
 
 
 def _values(path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.accounts import (
+from leadscore.models.accounts import (
     AccountSummary,
     account_key,
     account_score,
@@ -201,8 +201,8 @@ def test_summary_names_a_missing_field():
 
 
 def test_demo_export_has_multi_lead_accounts_and_titles_with_roles(tmp_path, params):
-    from features.contract import read_export
     from leadscore.demo import write_demo_export
+    from leadscore.features.contract import read_export
 
     write_demo_export(tmp_path / "d", n_leads=800, seed=2)
     leads = read_export(tmp_path / "d").leads

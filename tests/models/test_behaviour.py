@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import compute_features, encode_matrix
-from features.contract import read_export
-from features.snapshots import scoring_snapshots
+from leadscore.features.build import compute_features, encode_matrix
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import scoring_snapshots
 
 
 @pytest.mark.parametrize("activity_type", ["demo_request", "contact_form", "trial_signup"])

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from features.build import encode_matrix
-from models import calibration
-from models.calibration import apply, expected_calibration_error, fit_calibrator, reliability_table
-from models.lgbm import LeadModel
-from training.dataset import load_dataset
-from training.train import train_model
+from leadscore.features.build import encode_matrix
+from leadscore.models import calibration
+from leadscore.models.calibration import apply, expected_calibration_error, fit_calibrator, reliability_table
+from leadscore.models.lgbm import LeadModel
+from leadscore.training.dataset import load_dataset
+from leadscore.training.train import train_model
 
 
 def _synthetic(n: int, seed: int, stretch: float, shift: float):

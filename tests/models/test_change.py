@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import compute_features, encode, encode_matrix
-from features.contract import read_export
-from features.online import activity_lists, as_of_micros, profile_dicts
-from features.snapshots import scoring_snapshots
 from leadscore.demo import write_demo_export
-from models.base import score_from_probability
-from models.change import BASELINE, encode_raw, explain_change
-from models.lgbm import LeadModel
+from leadscore.features.build import compute_features, encode, encode_matrix
+from leadscore.features.contract import read_export
+from leadscore.features.online import activity_lists, as_of_micros, profile_dicts
+from leadscore.features.snapshots import scoring_snapshots
+from leadscore.models.change import BASELINE, encode_raw, explain_change
+from leadscore.models.decision import score_from_probability
+from leadscore.models.lgbm import LeadModel
 from tests.helpers import training_features
 
 DAY_US = 86_400_000_000

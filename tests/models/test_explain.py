@@ -7,13 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import compute_features, encode_matrix
-from features.contract import read_export
-from features.online import activity_lists, as_of_micros, profile_dicts
-from features.snapshots import scoring_snapshots
-from models.base import RECOMMENDATIONS, score_leads
-from models.explain import Signals, signal_of
-from models.whatif import LEAD_TIME_US, candidate_actions
+from leadscore.features.build import compute_features, encode_matrix
+from leadscore.features.contract import read_export
+from leadscore.features.online import activity_lists, as_of_micros, profile_dicts
+from leadscore.features.snapshots import scoring_snapshots
+from leadscore.models.base import score_leads
+from leadscore.models.decision import RECOMMENDATIONS
+from leadscore.models.explain import Signals, signal_of
+from leadscore.models.whatif import LEAD_TIME_US, candidate_actions
 
 
 @pytest.fixture(scope="module")

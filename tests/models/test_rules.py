@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.build import compute_features
-from features.contract import read_export
-from leadscore.params import load_params
-from models.base import score_leads
-from models.rules import RuleScorer, RulesConfig, RulesError, load_rules
+from leadscore.config.params import load_params
+from leadscore.features.build import compute_features
+from leadscore.features.contract import read_export
+from leadscore.models.base import score_leads
+from leadscore.models.rules import RulesConfig, RuleScorer, RulesError, load_rules
 from tests.helpers import tiny_export
 
 FEATURES = load_params().features

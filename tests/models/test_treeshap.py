@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.treeshap import FastTreeShap
+from leadscore.models.treeshap import FastTreeShap
 
 TOL = 1e-6
 N_ROWS = 2500

@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "serving" / "requirements.txt"
 # What the Bento's src/ may hold: the packages serving imports, the parameters, the build file.
-ALLOWED_TOP = {"serving", "models", "features", "leadscore", "params.yaml", "bentofile.yaml"}
+ALLOWED_TOP = {"leadscore", "bentofile.yaml"}
 DEV_ONLY = {"dvc", "pyspark", "locust", "schemathesis", "pytest", "ibis-framework", "duckdb", "optuna", "shap", "typer"}
 # Imported by a library inside try/except when installed (present in the dev venv, not needed):
 # mlflow.types.schema → pyspark (→ py4j); numba.core.errors → colorama; httpx._decoders → brotli;
@@ -119,7 +119,11 @@ def bento(tmp_path_factory) -> tuple[str, Path, subprocess.CompletedProcess]:
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True", "OMP_WAIT_POLICY": "PASSIVE",
            "PATH": f"{stub_dir}{os.pathsep}{os.environ['PATH']}", "PIP_NO_INDEX": "1", "UV_OFFLINE": "1",
            "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "https_proxy": dead, "NO_PROXY": "", "no_proxy": ""}
-    proc = subprocess.run([str(Path(sys.executable).with_name("bentoml")), "build", "--output", "tag"],
+    # What `make bento` runs: the namespace laid out as installed, then `bentoml build` of that context.
+    laid = subprocess.run([sys.executable, "scripts/bento_context.py", "build/bento"], cwd=ctx, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert laid.returncode == 0, laid.stderr[-3000:]
+    proc = subprocess.run([str(Path(sys.executable).with_name("bentoml")), "build", "--output", "tag", "build/bento"],
                           cwd=ctx, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"bentoml build failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     assert not called.exists(), f"bentoml build called uv: {called.read_text()}"
@@ -134,17 +138,17 @@ def test_build_makes_a_bento_of_the_service(bento):
     tag, path, _ = bento
     assert tag.startswith("leadscore:")
     meta = yaml.safe_load((path / "bento.yaml").read_text())
-    assert meta["service"] == "serving.service:LeadScoring"
+    assert meta["service"] == "leadscore.serving.service:LeadScoring"
     assert meta["image"]["python_version"] == "3.11"
     envs = {e["name"]: e["value"] for e in meta["envs"]}
     assert envs["LEADSCORE_CACHE_DIR"] == "/home/bentoml/cache"
     src = path / "src"
-    for rel in ("serving/service.py", "serving/schemas.py", "models/registry.py", "features/online.py",
-                "leadscore/settings.py"):
+    for rel in ("leadscore/serving/service.py", "leadscore/serving/schemas.py", "leadscore/models/registry.py",
+                "leadscore/features/online.py", "leadscore/config/settings.py", "leadscore/__init__.py"):
         assert (src / rel).is_file(), f"{rel} missing from the Bento"
     # The parameters and the packaged SLA rules, byte for byte.
-    assert (src / "params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
-    assert (src / "models/default_sla.yaml").read_bytes() == (ROOT / "models/default_sla.yaml").read_bytes()
+    assert (src / "leadscore/config/params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
+    assert (src / "leadscore/models/default_sla.yaml").read_bytes() == (ROOT / "models/default_sla.yaml").read_bytes()
 
 
 def test_bento_holds_no_tests_data_stores_or_secrets(bento):
@@ -152,10 +156,11 @@ def test_bento_holds_no_tests_data_stores_or_secrets(bento):
     src = path / "src"
     assert {p.name for p in src.iterdir()} <= ALLOWED_TOP, sorted(p.name for p in src.iterdir())
     names = [p.relative_to(src).as_posix() for p in src.rglob("*")]
-    for bad in ("tests/", "training/", "data/", ".venv/", "mlruns/", "mlartifacts/", ".leadscore-cache/", "__pycache__/"):
+    for bad in ("tests/", "leadscore/training/", "data/", ".venv/", "mlruns/", "mlartifacts/", ".leadscore-cache/", "__pycache__/"):
         assert not [n for n in names if n.startswith(bad) or f"/{bad}" in n], f"{bad} in the Bento"
     assert not [n for n in names if n.endswith((".env", ".db", ".pyc", ".lgb"))], names
     assert not (src / "leadscore/cli.py").exists()  # needs typer and training/, not in the image
+    assert not (src / "leadscore/demo.py").exists()
     secrets = [PLANTED_SECRET, *(v for k, v in os.environ.items() if k in ("LEADSCORE_API_KEYS", "LEADSCORE_PSEUDONYM_KEY") and v)]
     for f in path.rglob("*"):
         if f.is_file():
@@ -197,6 +202,7 @@ for m in {modules!r} + ["mlflow", "mlflow.artifacts"]:  # models/registry.py imp
     importlib.import_module(m)
 first = {{n: getattr(m, "__file__", None) for n, m in sys.modules.items()
           if n.split(".")[0] in ("serving", "models", "features", "leadscore", "training")}}
+assert not [n for n in sys.modules if n.split(".")[0] in ("serving", "models", "features", "training")], "outside the namespace"
 tops = sorted({{n.split(".")[0] for n in sys.modules if not n.startswith("_")}})
 print(json.dumps({{"first": first, "tops": tops}}))
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.card import CardData, CardReason, render_card, render_form
+from leadscore.serving.card import CardData, CardReason, render_card, render_form
 from tests.browser import chromium_path, dump_dom, screenshot
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

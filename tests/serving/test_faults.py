@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from features.contract import read_export
-from features.snapshots import scoring_snapshots
-from leadscore.settings import Settings
-from models.registry import CHECKSUM_FILE, use_tracking
+from leadscore.config.settings import Settings
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import scoring_snapshots
+from leadscore.models.registry import CHECKSUM_FILE, use_tracking
 from tests.serving.test_service import request_for
 
 
 @pytest.fixture(scope="module")
 def request_body(trained, demo_dir):
-    from serving.schemas import ScoreRequest
+    from leadscore.serving.schemas import ScoreRequest
 
     export = read_export(demo_dir)
     ids = scoring_snapshots(export, export.data_end)["lead_id"].head(3).tolist()
@@ -39,7 +39,7 @@ def _score(core, body):
 
 
 def _core(settings):
-    from serving.core import ScoringCore
+    from leadscore.serving.core import ScoringCore
 
     return ScoringCore(settings)
 
@@ -65,7 +65,7 @@ def serving_log():
 @pytest.fixture
 def registry_down(monkeypatch):
     """The tracking server is unreachable (nothing listens on port 9)."""
-    from serving.core import mlflow_fails_fast
+    from leadscore.serving.core import mlflow_fails_fast
 
     mlflow_fails_fast()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
@@ -75,14 +75,14 @@ def registry_down(monkeypatch):
 
 
 def _model_folder(cache: Path) -> Path:
-    from models.registry import _model_folder
+    from leadscore.models.registry import _model_folder
 
     (version_dir,) = [p for p in (cache / "lead-scoring").iterdir() if p.is_dir()]
     return _model_folder(version_dir)
 
 
 def test_registry_down_serves_the_verified_cache(trained, tmp_path, request_body, monkeypatch):
-    from serving.core import mlflow_fails_fast
+    from leadscore.serving.core import mlflow_fails_fast
 
     settings = _settings(tmp_path)
     first = _core(settings)  # registry up: downloads and verifies the champion into the cache
@@ -140,7 +140,7 @@ def test_corrupt_or_tampered_model_means_rules(trained, tmp_path, request_body, 
 
 
 def test_a_pickle_is_refused_even_with_a_rewritten_local_checksum(trained, tmp_path, request_body):
-    from models.lgbm import folder_digest
+    from leadscore.models.lgbm import folder_digest
 
     settings = _settings(tmp_path)
     assert _core(settings).model is not None
@@ -148,7 +148,7 @@ def test_a_pickle_is_refused_even_with_a_rewritten_local_checksum(trained, tmp_p
     (folder / "model.lgb").write_bytes(pickle.dumps({"not": "a booster"}))
     # Someone with write access to the cache also rewrites the recorded checksum.
     (folder.parent.parent / CHECKSUM_FILE).write_text(json.dumps({"sha256": folder_digest(folder)}))
-    from models.lgbm import LeadModel, ModelLoadError
+    from leadscore.models.lgbm import LeadModel, ModelLoadError
 
     with pytest.raises(ModelLoadError, match="expected a LightGBM text model"):
         LeadModel.load(folder)
@@ -157,7 +157,7 @@ def test_a_pickle_is_refused_even_with_a_rewritten_local_checksum(trained, tmp_p
 
 
 def test_model_past_the_deadline_means_rules_for_that_request(trained, tmp_path, request_body, monkeypatch):
-    from serving import live
+    from leadscore.serving import live
 
     core = _core(_settings(tmp_path, deadline_ms=100))
     assert core.model is not None
@@ -177,7 +177,7 @@ def test_model_past_the_deadline_means_rules_for_that_request(trained, tmp_path,
 
 
 def test_model_error_on_a_request_means_rules(trained, tmp_path, request_body, monkeypatch):
-    from serving import live
+    from leadscore.serving import live
 
     core = _core(_settings(tmp_path))
 
@@ -205,7 +205,7 @@ def test_sqlite_ledger_down_still_serves_and_logs_the_loss(trained, tmp_path, re
 
 def test_postgres_ledger_records_and_its_outage_costs_no_score(trained, tmp_path, request_body, fresh_postgres_url,
                                                                serving_log):
-    from serving.core import ScoringCore
+    from leadscore.serving.core import ScoringCore
 
     core = ScoringCore(_settings(tmp_path).model_copy(update={"ledger_url": fresh_postgres_url}))
     assert core.ledger.backend == "postgresql"
@@ -218,7 +218,7 @@ def test_postgres_ledger_records_and_its_outage_costs_no_score(trained, tmp_path
 
     dead = make_url(fresh_postgres_url).set(port=9).render_as_string(hide_password=False)
     core.ledger.close()
-    from serving.ledger import Ledger
+    from leadscore.serving.ledger import Ledger
 
     core.ledger = Ledger(dead, timeout_s=1.0)
     started = time.monotonic()
@@ -249,7 +249,7 @@ def test_reload_picks_up_a_new_champion_and_keeps_the_model_if_it_cannot(trained
 
 
 def test_reload_keeps_the_model_when_the_new_one_fails_its_check(trained, tmp_path, monkeypatch):
-    from serving import core as core_module
+    from leadscore.serving import core as core_module
 
     core = _core(_settings(tmp_path))
     assert core.model is not None

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-import serving.ledger as ledger_module
-from serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym, score_ledger
+import leadscore.serving.ledger as ledger_module
+from leadscore.serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym, score_ledger
 from tests.serving.conftest import PG_PASSWORD
 
 KEY = b"test-deployment-key"

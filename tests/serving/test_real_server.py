@@ -13,8 +13,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from features.contract import read_export
-from features.snapshots import scoring_snapshots
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import scoring_snapshots
 from tests.browser import dump_dom, screenshot
 from tests.conftest import API_KEY
 from tests.serving.test_service import request_for
@@ -40,7 +40,7 @@ def server(trained, tmp_path_factory):
     log = open(log_file, "w")
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "LEADSCORE_LEDGER_URL": f"sqlite:///{work / 'ledger.db'}"}
     proc = subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:LeadScoring", "--host", "127.0.0.1", "--port", str(port),
+        [str(bentoml), "serve", "leadscore.serving.service:LeadScoring", "--host", "127.0.0.1", "--port", str(port),
          "--working-dir", str(ROOT)],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )

@@ -10,9 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from features.contract import read_export
-from features.snapshots import scoring_snapshots
 from leadscore.cli import app as cli
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import scoring_snapshots
 from tests.conftest import API_KEY
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -21,7 +21,7 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 @pytest.fixture(scope="module")
 def client(trained):
     # One ASGI app per process: BentoML registers its metrics once.
-    from serving.service import LeadScoring
+    from leadscore.serving.service import LeadScoring
 
     with TestClient(LeadScoring.to_asgi(), headers=AUTH) as c:
         yield c
@@ -127,11 +127,11 @@ def test_api_equals_batch_scoring(client, demo_dir, tmp_path):
 
 def test_live_rules_equal_batch_rules(trained, demo_dir, params):
     """The fallback's live path (online features) gives the batch rules' points, grades and reasons."""
-    from models.base import score_leads
-    from models.policy import rule_scorer
-    from features.online import OnlineFeatures
-    from serving import live
-    from serving.schemas import ScoreRequest
+    from leadscore.features.online import OnlineFeatures
+    from leadscore.models.base import score_leads
+    from leadscore.models.policy import rule_scorer
+    from leadscore.serving import live
+    from leadscore.serving.schemas import ScoreRequest
 
     export, as_of, ids, body = _body(demo_dir, 80, days_before_end=20)
     rules = rule_scorer(params.features)
@@ -213,7 +213,7 @@ def test_streamed_body_over_the_cap_is_413():
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from serving.security import Gate
+    from leadscore.serving.security import Gate
 
     async def echo(request):
         return JSONResponse({"n": len(await request.body())})
@@ -230,7 +230,7 @@ def test_over_capacity_is_503_with_retry_after():
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from serving.security import Gate
+    from leadscore.serving.security import Gate
 
     gate = Gate(Starlette(routes=[Route("/x", lambda r: PlainTextResponse("ok"))]), keys=lambda: ["k"],
                 secret=lambda: b"s", max_bytes=lambda: 1000, max_in_flight=lambda: 2)
@@ -265,7 +265,7 @@ def test_do_not_profile_is_not_scored_and_not_recorded(client, demo_dir, tmp_pat
 
 
 def test_scores_are_recorded_with_trend_history_and_change(client, demo_dir, trained):
-    from serving.ledger import Ledger
+    from leadscore.serving.ledger import Ledger
 
     export, as_of, _, body = _body(demo_dir, 1, days_before_end=60, skip=7)
     ids = ["TREND-1"]  # a lead no other test scores
@@ -313,7 +313,7 @@ def test_card_link_opens_the_card_without_a_key_until_it_expires(client, demo_di
     assert client.get(link["url"].replace("sig=", "sig=x"), headers=anonymous).status_code == 401
     other = link["url"].replace(ids[0], "L999999")
     assert client.get(other, headers=anonymous).status_code == 401  # a link opens one lead only
-    from serving.security import card_link
+    from leadscore.serving.security import card_link
 
     expired = card_link(b"anything", f"/leads/{ids[0]}/card", int(time.time()) - 1)
     assert client.get(expired, headers=anonymous).status_code == 401

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import read_export
-from training.attribution import MODELS, attribute, attribution_table, touch_weights, write_attribution
+from leadscore.features.contract import read_export
+from leadscore.training.attribution import MODELS, attribute, attribution_table, touch_weights, write_attribution
 
 SALES = ("sales_call", "meeting", "proposal_sent")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.flat import load_flat
-from training.audit import AuditResult, LeakageError, audit_features, raise_if_leaky
+from leadscore.features.flat import load_flat
+from leadscore.training.audit import AuditResult, LeakageError, audit_features, raise_if_leaky
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

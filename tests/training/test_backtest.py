@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
-from models.registry import use_tracking
-from training.metrics import compare, lead_bootstrap, top_k, verdict, week_codes
-from training.thresholds import choose_thresholds, cutoff_for_precision, cutoff_for_volume, threshold_table
+from leadscore.models.registry import use_tracking
+from leadscore.training.metrics import compare, lead_bootstrap, top_k, verdict, week_codes
+from leadscore.training.thresholds import choose_thresholds, cutoff_for_precision, cutoff_for_volume, threshold_table
 
 
 def test_top_k_takes_the_best_k_of_every_week():
@@ -88,9 +88,9 @@ def test_backtest_windows_follow_each_other_and_train_only_on_the_past(trained, 
 
 
 def test_backtest_fold_models_never_see_labels_after_their_cut_off(trained, params):
-    from training.backtest import fold_windows
-    from training.dataset import assign_split, load_dataset
-    from training.train import fit_model
+    from leadscore.training.backtest import fold_windows
+    from leadscore.training.dataset import assign_split, load_dataset
+    from leadscore.training.train import fit_model
 
     table, spec = load_dataset(trained["dataset"])
     start, _ = fold_windows(table["as_of"], pd.Timestamp(trained["summary"]["test_start"]), params.backtest.folds)[-2]
@@ -138,7 +138,7 @@ def registry(tmp_path, trained, params):
 
 def _broken_copy(trained, folder):
     """The trained model with its calibration turned upside down: ranks backwards."""
-    from models.lgbm import LeadModel
+    from leadscore.models.lgbm import LeadModel
 
     model = LeadModel.load(trained["model_dir"])
     model.calibrator = {"method": "platt", "a": -1.0, "b": 0.0}
@@ -147,8 +147,8 @@ def _broken_copy(trained, folder):
 
 
 def test_promotion_gate_refuses_a_worse_model_and_rollback_restores(registry, trained, params):
-    from training.promote import PromotionError, promote, rollback
-    from training.register import register_model
+    from leadscore.training.promote import PromotionError, promote, rollback
+    from leadscore.training.register import register_model
 
     def register(model_dir):
         return register_model(model_dir, trained["dataset"], trained["metrics"], params)["version"]

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from features.build import compute_features
-from features.contract import read_export
-from features.snapshots import first_opportunities, scoring_snapshots
+from leadscore.features.build import compute_features
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import first_opportunities, scoring_snapshots
 
 
 def test_mean_probability_of_open_leads_matches_their_later_win_rate(trained, demo_dir, params):

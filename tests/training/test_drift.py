@@ -11,8 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.drift import (
-    MISSING, OTHER, STATUS_COLOURS, Bins, drift_table, fit_bins, floor_shares, psi, shares, write_drift,
+from leadscore.training.drift import (
+    MISSING,
+    OTHER,
+    STATUS_COLOURS,
+    Bins,
+    drift_table,
+    fit_bins,
+    floor_shares,
+    psi,
+    shares,
+    write_drift,
 )
 
 
@@ -222,10 +231,10 @@ def demo(tmp_path_factory, params):
     the early snapshots are of young leads only: ``lead_age_days`` must drift."""
     import lightgbm as lgb
 
-    from features.build import compute_features, encode_matrix
-    from features.contract import read_export
-    from features.snapshots import scoring_snapshots
     from leadscore.demo import write_demo_export
+    from leadscore.features.build import compute_features, encode_matrix
+    from leadscore.features.contract import read_export
+    from leadscore.features.snapshots import scoring_snapshots
     from tests.helpers import training_features
 
     folder = tmp_path_factory.mktemp("drift") / "demo"

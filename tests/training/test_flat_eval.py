@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from leadscore.params import load_params
-from training.flat_eval import evaluate_flat, time_split
+from leadscore.config.params import load_params
+from leadscore.training.flat_eval import evaluate_flat, time_split
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
@@ -163,7 +163,7 @@ def test_retrain_command_on_a_flat_spec_logs_a_run(tmp_path, tracking, monkeypat
     from typer.testing import CliRunner
 
     from leadscore.cli import app
-    from models.registry import use_tracking
+    from leadscore.models.registry import use_tracking
 
     spec = write_flat(tmp_path / "data", rules=True)
     params_file = tmp_path / "params.yaml"

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from features.build import compute_features
-from features.contract import read_export
-from training.dataset import load_dataset
+from leadscore.features.build import compute_features
+from leadscore.features.contract import read_export
+from leadscore.training.dataset import load_dataset
 
 
 def test_the_trap_is_real_a_careless_feature_would_leak(trained, demo_dir):
@@ -49,8 +49,8 @@ def test_a_leaky_profile_column_stops_training_unless_allowed(demo_dir, params, 
 
     import pytest
 
-    from training.audit import LeakageError
-    from training.dataset import build_dataset
+    from leadscore.training.audit import LeakageError
+    from leadscore.training.dataset import build_dataset
 
     export = read_export(demo_dir)
     won = set(export.opportunities.loc[export.opportunities["stage"] == "won", "lead_id"])
@@ -78,8 +78,8 @@ def test_a_profile_date_after_the_snapshot_stops_training(demo_dir, params, tmp_
 
     import pytest
 
-    from training.audit import LeakageError
-    from training.dataset import build_dataset
+    from leadscore.training.audit import LeakageError
+    from leadscore.training.dataset import build_dataset
 
     export = read_export(demo_dir)
     first_deal = export.opportunities.groupby("lead_id")["created_at"].min()

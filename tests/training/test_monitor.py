@@ -11,16 +11,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.contract import read_export
-from features.snapshots import scoring_snapshots, training_snapshots
 from leadscore.cli import app
-from serving.ledger import Ledger, LedgerEntry, pseudonym
-from tests.browser import dump_dom, screenshot
-from tests.conftest import ROOT
-from tests.helpers import write_tables
-from training.monitor import (
-    ALL,
+from leadscore.features.contract import read_export
+from leadscore.features.snapshots import scoring_snapshots, training_snapshots
+from leadscore.serving.ledger import Ledger, LedgerEntry, pseudonym
+from leadscore.training.monitor import (
     AFTER_HAND_OVER,
+    ALL,
     CENSORED,
     NEGATIVE,
     POSITIVE,
@@ -32,6 +29,9 @@ from training.monitor import (
     read_scores_file,
     write_monitor,
 )
+from tests.browser import dump_dom, screenshot
+from tests.conftest import ROOT
+from tests.helpers import write_tables
 
 KEY = b"monitor-test-key"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -250,9 +250,9 @@ def test_a_scores_file_without_the_columns_names_them(tmp_path):
 
 
 def test_monitor_on_the_demo(trained, demo_dir, params, tmp_path, monkeypatch):
-    from leadscore.settings import Settings
-    from serving.core import ScoringCore
-    from serving.schemas import ScoreRequest
+    from leadscore.config.settings import Settings
+    from leadscore.serving.core import ScoringCore
+    from leadscore.serving.schemas import ScoreRequest
     from tests.serving.test_service import request_for
 
     # A ledger of its own, so other tests' scores in the session ledger don't change the counts.

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from features.contract import read_export
 from leadscore.cli import app
+from leadscore.features.contract import read_export
 from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -96,7 +96,7 @@ def test_drift_reports_every_feature_and_exits_2_with_a_webhook_when_a_threshold
 
 
 def test_monitor_thresholds_must_be_ordered(tmp_path):
-    from leadscore.params import ParamsError, load_params
+    from leadscore.config.params import ParamsError, load_params
 
     with pytest.raises(ParamsError, match="psi_warn"):
         load_params(_params_file(tmp_path, psi_warn=0.3, psi_alert=0.2))
@@ -105,7 +105,7 @@ def test_monitor_thresholds_must_be_ordered(tmp_path):
 def test_monitor_without_the_pseudonym_key_says_so(demo_dir, tmp_path, monkeypatch):
     from datetime import datetime
 
-    from serving.ledger import Ledger, LedgerEntry, pseudonym
+    from leadscore.serving.ledger import Ledger, LedgerEntry, pseudonym
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     ledger = Ledger(url)

@@ -4,9 +4,9 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from leadscore.cli import app
-from models.lgbm import LeadModel
-from models.registry import load_champion
-from training.dataset import load_dataset
+from leadscore.models.lgbm import LeadModel
+from leadscore.models.registry import load_champion
+from leadscore.training.dataset import load_dataset
 
 
 def test_time_split_has_no_label_from_the_future(trained, params):
@@ -47,7 +47,7 @@ def test_pickled_model_is_refused(tmp_path, trained):
 
     import pytest
 
-    from models.lgbm import ModelLoadError
+    from leadscore.models.lgbm import ModelLoadError
 
     folder = tmp_path / "m"
     shutil.copytree(trained["model_dir"], folder)
@@ -103,7 +103,7 @@ def test_model_card_states_data_audit_and_metrics_from_the_run(trained):
 
 
 def test_score_command_scores_open_leads_only_with_past_data(trained, demo_dir, tmp_path):
-    from features.contract import read_export
+    from leadscore.features.contract import read_export
 
     export = read_export(demo_dir)
     as_of = export.data_end - pd.Timedelta(days=60)
@@ -130,7 +130,7 @@ def test_cli_reports_a_broken_export_without_traceback(tmp_path):
 
 def test_fast_matrix_encoding_predicts_exactly_like_pandas_categoricals(trained):
     """Serving feeds LightGBM a float matrix of category indices; it must equal the pandas path."""
-    from features.build import encode, encode_matrix
+    from leadscore.features.build import encode, encode_matrix
 
     table, spec = load_dataset(trained["dataset"])
     raw = table[spec.names].copy()
@@ -148,7 +148,7 @@ def test_fast_matrix_encoding_predicts_exactly_like_pandas_categoricals(trained)
 def test_optuna_search_is_bounded_and_recorded(trained, params, tmp_path):
     import json
 
-    from training.train import train_model
+    from leadscore.training.train import train_model
 
     tuned = params.model_copy(deep=True)
     tuned.train.tune_trials = 4
@@ -171,7 +171,7 @@ def test_too_few_won_deals_refuse_registration_and_name_the_counts(trained, para
     import mlflow
     import pytest
 
-    from training.register import TooLittleDataError, register_model
+    from leadscore.training.register import TooLittleDataError, register_model
 
     model = trained["model"]
     won = model.info["won_deals"]

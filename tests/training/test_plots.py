@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.plots import gains_curve, gains_table, shap_importance, win_rate_by_grade_table, write_plots
+from leadscore.training.plots import gains_curve, gains_table, shap_importance, win_rate_by_grade_table, write_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COLUMNS = {

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.contract import read_export
-from leadscore.params import Params
-from models.policy import rule_scorer
-from models.rules import Rule
+from leadscore.config.params import default_params
+from leadscore.features.contract import read_export
+from leadscore.models.policy import rule_scorer
+from leadscore.models.rules import Rule
+from leadscore.training.sla_report import lead_moments, rules_rising_with_time, write_sla_report
 from tests.helpers import write_tables
 from tests.training.test_monitor_cli import _renders
-from training.sla_report import lead_moments, rules_rising_with_time, write_sla_report
 
 T = pd.Timestamp
 # Fit points of the default rules: 500 employees 15, a CEO 20, Germany (DACH) 10, software 10 = 55
@@ -83,14 +83,14 @@ OPPORTUNITIES = [
 @pytest.fixture
 def hand_made(tmp_path):
     folder = write_tables(tmp_path / "export", LEADS, ACTIVITIES, OPPORTUNITIES)
-    params = Params()
+    params = default_params()
     params.thresholds.capacity_per_week = 3
     params.features.free_mail_domains = ["gmail.com"]  # the default params name none
     return read_export(folder), params
 
 
 def test_default_rules_never_raise_points_without_an_activity():
-    params = Params()
+    params = default_params()
     scorer = rule_scorer(params.features)
     assert rules_rising_with_time(scorer) == []
     # A rule that gives points for age would: it is named as a limitation.
@@ -186,7 +186,7 @@ def test_demo_report_and_cli(tmp_path):
     from leadscore.demo import write_demo_export
 
     write_demo_export(tmp_path / "d", n_leads=1500, seed=3)
-    export, params = read_export(tmp_path / "d"), Params()
+    export, params = read_export(tmp_path / "d"), default_params()
     started = time.perf_counter()
     summary = write_sla_report(export, params, tmp_path / "sla")
     assert time.perf_counter() - started < 60  # seconds, not minutes (performance proper lives in bench/)

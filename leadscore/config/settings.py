@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     )
     model_name: str = Field(default="lead-scoring", description="Registered model name in MLflow.")
     model_alias: str = Field(default="champion", description="Registry alias that serving loads.")
-    params_path: Path = Field(default=Path("params.yaml"), description="Pipeline parameters.")
+    params_path: Path | None = Field(
+        default=None, description="Pipeline parameters; unset: ./params.yaml if there is one, else the packaged defaults."
+    )
     rules_path: Path | None = Field(
         default=None, description="SLA rules YAML; the packaged default mirrors DOMAIN.md."
     )
