@@ -11,8 +11,9 @@ from typing import Literal
 
 import numpy as np
 
+from leadscore.features.catalog import Lang
+
 ScorerName = Literal["model", "rules"]
-Lang = Literal["en", "de"]
 GRADES = ("A", "B", "C", "D")
 # The 4-field matrix (DOMAIN.md): fit grade A/B is high fit, interest level 1/2 is high interest.
 RECOMMENDATIONS: dict[tuple[bool, bool], tuple[str, str, str]] = {
