@@ -234,7 +234,7 @@ DEFAULT_RULES = "default_sla.yaml"
 def load_rules(path: Path | str | None = None) -> RulesConfig:
     """Read and validate an SLA file (the packaged default when ``path`` is None)."""
     if path is None:
-        text, name = resources.files("models").joinpath(DEFAULT_RULES).read_text(), f"models/{DEFAULT_RULES}"
+        text, name = resources.files(__package__).joinpath(DEFAULT_RULES).read_text(), f"models/{DEFAULT_RULES}"
     else:
         path = Path(path)
         if not path.exists():

@@ -210,6 +210,8 @@ mods = ["leadscore.config.params", "leadscore.config.settings", "leadscore.featu
 files = {m: importlib.import_module(m).__file__ for m in mods}
 from leadscore.config.params import load_params
 p = load_params()
+from leadscore.models.rules import load_rules
+load_rules(None)  # the packaged SLA rules, found as package data of leadscore.models
 print(json.dumps({"tops": tops, "files": files, "stopping": p.train.early_stopping_rounds}))
 """
     run = subprocess.run([str(py), "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,

@@ -105,7 +105,7 @@ PRICING_L1 = 5 * 0.5 ** (16 / 14)
 @pytest.fixture()
 def decayed():
     """The default SLA with a 14-day half-life on the pricing page rule (the default has none)."""
-    data = yaml.safe_load(resources.files("models").joinpath("default_sla.yaml").read_text())
+    data = yaml.safe_load(resources.files("leadscore.models").joinpath("default_sla.yaml").read_text())
     [pricing] = [r for r in data["rules"] if r["feature"] == "pricing_page_view_30d"]
     pricing["half_life_days"] = 14
     return RuleScorer(RulesConfig.model_validate(data), FEATURES)
