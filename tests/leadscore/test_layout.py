@@ -114,19 +114,15 @@ def test_imports_run_downward_only():
     assert not wrong, "imports that do not run downward:\n" + "\n".join(sorted(wrong))
 
 
-def test_configuration_and_the_package_root_import_nothing_of_leadscore():
+def test_configuration_and_the_package_root_import_nothing_of_leadscore(tmp_path):
     assert not GRAPH["leadscore"], GRAPH["leadscore"]
     for module, targets in GRAPH.items():
         if _room(module) == "leadscore.config":
             assert all(t.startswith("leadscore.config") for t in targets), (module, targets)
     # A negative control: the check sees an import inside a function.
-    probe = ROOT / "build" / "layout_probe.py"
-    probe.parent.mkdir(exist_ok=True)
+    probe = tmp_path / "layout_probe.py"
     probe.write_text("def f():\n    from leadscore.models.base import score_leads\n")
-    try:
-        assert _imports(probe, "leadscore.config.probe") == {"leadscore.models.base"}
-    finally:
-        probe.unlink()
+    assert _imports(probe, "leadscore.config.probe") == {"leadscore.models.base"}
 
 
 def _python_files():
