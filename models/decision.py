@@ -71,13 +71,33 @@ def level_from_cutoffs(value: float, cutoffs: list[float]) -> int:
 
 
 @dataclass(frozen=True)
-class WhatIf:
-    """The smallest set of actions that would lift a lead over the sales threshold, per the scorer."""
+class Lever:
+    """One thing marketing or the rep can do, and what the scorer says it alone would reach.
 
-    actions: dict[str, int]
+    ``kind`` "action": one more activity of type ``name`` (marketing or the lead); "confirm": the
+    rep confirms the profile field ``name`` as ``value`` in a call (BANT). Never a fixed fact."""
+
+    kind: Literal["action", "confirm"]
+    name: str
     text: str
     probability: float
     score: int
+    grade: str
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """What would change a lead, per the scorer: the levers one at a time (best first), and the
+    smallest set of actions that lifts it over the sales threshold — ``actions``, ``text``,
+    ``probability``, ``score`` and ``grade`` are that set's, empty / None when no set does."""
+
+    actions: dict[str, int]
+    text: str | None
+    probability: float | None
+    score: int | None
+    levers: list[Lever] = field(default_factory=list)
+    grade: str | None = None
 
 
 @dataclass

@@ -79,6 +79,8 @@ class ExplainSettings:
     sales_ready: float
     actionable_types: list[str] = field(default_factory=list)
     max_actions: int = 3
+    # profile column → the value a "confirm in the call" lever tries; {} for models saved before
+    confirmable: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +118,7 @@ def fit_settings(contrib: np.ndarray, spec: FeatureSpec, params: Params, sales_r
         sales_ready=float(sales_ready),
         actionable_types=list(ex.actionable_types),
         max_actions=ex.max_actions,
+        confirmable=dict(ex.confirmable),
     )
 
 

@@ -102,6 +102,9 @@ class ExplainParams(_Strict):
     # What marketing or the lead can do: the "what would change it" search adds only these.
     actionable_types: list[str]
     max_actions: int = Field(ge=1, le=6)  # the most actions a suggestion may ask for
+    # What a rep can confirm in a call (BANT): profile column → the answer a lever tries, e.g.
+    # budget_confirmed → "yes". Only columns the model has as profile features are ever offered.
+    confirmable: dict[str, str]
 
     @model_validator(mode="after")
     def _shares(self) -> "ExplainParams":
