@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
         description="Who may embed the lead card in an iframe (CSP frame-ancestors).",
     )
     card_link_ttl_s: int = Field(default=8 * 3600, ge=60, description="How long a signed lead-card link is valid.")
+    date_format: Literal["iso", "de"] = Field(
+        default="iso", description="Dates typed into the CLI and sent to the API: iso (ISO 8601 only) or de (also "
+        "dd.mm.yyyy [HH:MM[:SS]]). Anything else is refused, never guessed; CRM exports are not affected.",
+    )
 
     def keys(self) -> list[str]:
         """The accepted API keys (empty when none is configured)."""
