@@ -147,6 +147,28 @@ class AccountParams(_Strict):
     max_leads: int | None = Field(ge=1)  # count only the account's most probable leads
 
 
+class GlossaryText(_Strict):
+    """A name or a sentence in both product languages."""
+
+    en: str = Field(min_length=1)
+    de: str = Field(min_length=1)
+
+
+class GlossaryField(GlossaryText):
+    """A field's name; optional: the sentence for a missing value, and ``verbatim`` for identifiers."""
+
+    missing: GlossaryText | None = None
+    verbatim: bool = False
+
+
+class GlossaryParams(_Strict):
+    """A team's names for its own fields and values, merged over the packaged features/glossary.yaml
+    (``leadscore.features.catalog``); a value entry is {en, de} or ``missing`` (a placeholder)."""
+
+    fields: dict[str, GlossaryField]
+    values: dict[str, dict[str, GlossaryText | Literal["missing"]]]
+
+
 class Params(_Strict):
     data: DataParams
     features: FeatureParams
@@ -159,6 +181,7 @@ class Params(_Strict):
     registry: RegisterParams
     monitor: MonitorParams
     accounts: AccountParams
+    glossary: GlossaryParams  # the team's field and value names (packaged: empty)
 
 
 class ParamsError(ValueError):

@@ -14,10 +14,12 @@ def test_the_sentences_a_rep_reads_in_both_languages():
     assert describe("days_since_last_activity", 12.5, "de") == "Letzte Aktivität vor 12,5 Tagen"
     assert describe("budget_confirmed", "yes") == "Budget confirmed: yes"
     assert label("demo_request_90d", "de") == "Demo-Anfragen, letzte 90 Tage"
-    assert describe("channels_90d", 3.0) == "Active on 3 channel(s) in the last 90 days"
+    assert describe("channels_90d", 3.0) == "Active on 3 channels in the last 90 days"
     assert describe("days_since_last_activity", 3650.0) == "No activity yet"
     assert describe("has_bounced", 1.0, "de") == "Eine E-Mail an diesen Lead war unzustellbar"
-    assert describe("engagement", 2.267765, "de").startswith("Engagement-Wert 2,3 ")
+    assert describe("engagement", 2.267765, "de") == "Zuletzt mittlere Aktivität"
+    assert describe("budget_confirmed", "no", "de") == "Budget bestätigt: nein"
+    assert describe("lead_age_days", 12.4, "de") == "Lead seit 12 Tagen bekannt"
 
 
 def test_every_feature_of_an_export_has_group_and_labels_in_english_and_german(tmp_path, params):
