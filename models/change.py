@@ -49,23 +49,23 @@ _LISTED_NAMES = 6  # feature names a note lists before "and N more"
 
 # Every sentence in both languages: (en, de).
 _T: dict[str, tuple[str, str]] = {
-    "rose": ("{what} rose from {old} to {new} ({effect} log-odds)",
-             "{what}: von {old} auf {new} gestiegen ({effect} Log-Odds)"),
-    "fell": ("{what} fell from {old} to {new} ({effect} log-odds)",
-             "{what}: von {old} auf {new} gesunken ({effect} Log-Odds)"),
-    "changed": ("{what} changed from {old} to {new} ({effect} log-odds)",
-                "{what}: von {old} zu {new} gewechselt ({effect} Log-Odds)"),
-    "same": ("{what} unchanged at {old} ({effect} log-odds, through its interplay with the other changes)",
-             "{what}: unverändert bei {old} ({effect} Log-Odds, im Zusammenspiel mit den anderen Änderungen)"),
-    "reweighed": ("Model {new_v} weighs {what} = {old} differently than model {old_v} ({effect} log-odds)",
-                  "Modell {new_v} gewichtet {what} = {old} anders als Modell {old_v} ({effect} Log-Odds)"),
-    "added": ("{what} = {old} is new in model {new_v} ({effect} log-odds)",
-              "{what} = {old} ist neu in Modell {new_v} ({effect} Log-Odds)"),
-    "dropped": ("Model {new_v} no longer uses {what} = {old} ({effect} log-odds)",
-                "Modell {new_v} nutzt {what} = {old} nicht mehr ({effect} Log-Odds)"),
-    "baseline": ("Model {new_v} starts from a different average lead than model {old_v} ({effect} log-odds)",
+    "rose": ("{what} rose from {old} to {new} ({effect})",
+             "{what}: von {old} auf {new} gestiegen ({effect})"),
+    "fell": ("{what} fell from {old} to {new} ({effect})",
+             "{what}: von {old} auf {new} gesunken ({effect})"),
+    "changed": ("{what} changed from {old} to {new} ({effect})",
+                "{what}: von {old} zu {new} gewechselt ({effect})"),
+    "same": ("{what} unchanged at {old} ({effect}, through its interplay with the other changes)",
+             "{what}: unverändert bei {old} ({effect}, im Zusammenspiel mit den anderen Änderungen)"),
+    "reweighed": ("Model {new_v} weighs {what} = {old} differently than model {old_v} ({effect})",
+                  "Modell {new_v} gewichtet {what} = {old} anders als Modell {old_v} ({effect})"),
+    "added": ("{what} = {old} is new in model {new_v} ({effect})",
+              "{what} = {old} ist neu in Modell {new_v} ({effect})"),
+    "dropped": ("Model {new_v} no longer uses {what} = {old} ({effect})",
+                "Modell {new_v} nutzt {what} = {old} nicht mehr ({effect})"),
+    "baseline": ("Model {new_v} starts from a different average lead than model {old_v} ({effect})",
                  "Modell {new_v} geht von einem anderen durchschnittlichen Lead aus als Modell {old_v} "
-                 "({effect} Log-Odds)"),
+                 "({effect})"),
     "score_rose": ("The score rose from {old} to {new} ({total} points)",
                    "Der Score ist von {old} auf {new} gestiegen ({total} Punkte)"),
     "score_fell": ("The score fell from {old} to {new} ({total} points)",
@@ -446,8 +446,12 @@ class _Texts:
         return _T[key][self.i].format(**values)
 
     def number(self, effect: float) -> str:
-        text = f"{effect:+.2f}"
-        return text.replace(".", ",") if self.lang == "de" else text
+        """How a driver moved the score, in words (the log-odds behind it stay in ``Driver.effect``)."""
+        strength = 0 if abs(effect) >= 0.5 else 1 if abs(effect) >= 0.1 else 2
+        up = effect > 0
+        if self.lang == "de":
+            return ("hebt" if up else "senkt") + " den Score" + (" stark", "", " leicht")[strength]
+        return ("strongly ", "", "slightly ")[strength] + ("raises" if up else "lowers") + " the score"
 
     def names(self, names: list[str]) -> str:
         shown = ", ".join(names[:_LISTED_NAMES])

@@ -24,8 +24,8 @@ import pandas as pd
 
 from leadscore.config.params import Params
 from leadscore.features.catalog import describe
-from leadscore.features.spec import FeatureSpec
-from leadscore.models.decision import Lang, Matrix, Reason, display_value, level_from_cutoffs, matrix
+from leadscore.features.spec import FeatureDef, FeatureSpec
+from leadscore.models.decision import Lang, Matrix, Reason, display_value, level_from_cutoffs, matrix, shown
 
 _WINDOW = re.compile(r"^(?P<what>.+)_(?P<days>\d+)d$")
 # A feature derived from another one is part of that one's signal.
@@ -136,6 +136,14 @@ def _persona_row(values: Mapping[str, object], persona: dict[str, list]) -> bool
     return False
 
 
+def _true(feature: FeatureDef, value: object) -> bool:
+    """Whether a sentence about ``value`` states what the model used: a category value the model
+    never saw was scored as missing (the input warnings say so), so it is no reason."""
+    if feature.kind != "category" or value is None or (isinstance(value, float) and np.isnan(value)):
+        return True
+    return str(value) in (feature.categories or ())
+
+
 def as_rows(raw: pd.DataFrame | Sequence[Mapping[str, object]]) -> Sequence[Mapping[str, object]]:
     """Raw feature values as one mapping per row (a DataFrame's rows, or the online path's dicts)."""
     if isinstance(raw, pd.DataFrame):
@@ -165,20 +173,29 @@ def explain(
     for i, values in enumerate(rows):
         row = per_signal[i]
         order = np.argsort(-row, kind="stable")
-        up = [s for s in order[:top_k] if row[s] > 0]
-        down = [s for s in order[::-1][:top_k] if row[s] < 0]
-        reasons = []
-        for s in up + down:
-            members = np.flatnonzero(signals.member_of == s)
-            j = members[np.argmax(np.abs(contrib[i, members]))]
-            value = display_value(values[names[j]])
-            reasons.append(Reason(signals.names[s], value, float(row[s]), describe(names[j], value, lang), signals.groups[s]))
+
+        def pick(candidates) -> list[Reason]:
+            """Up to ``top_k`` true reasons whose effect shows, strongest first."""
+            picked: list[Reason] = []
+            for s in candidates:
+                if len(picked) == top_k:
+                    break
+                members = np.flatnonzero(signals.member_of == s)
+                j = members[np.argmax(np.abs(contrib[i, members]))]
+                if not shown(row[s]) or not _true(spec.features[j], values[names[j]]):
+                    continue
+                value = display_value(values[names[j]])
+                picked.append(Reason(signals.names[s], value, float(row[s]), describe(names[j], value, lang),
+                                     signals.groups[s]))
+            return picked
+
+        reasons = pick(s for s in order if row[s] > 0) + pick(s for s in order[::-1] if row[s] < 0)
         cell = None
         if settings is not None:
             grade = "ABCD"[level_from_cutoffs(fit[i], settings.fit_cutoffs) - 1]
             if _persona_row(values, settings.negative_persona):
                 grade = "D"
             level = level_from_cutoffs(interest[i], settings.interest_cutoffs)
-            cell = matrix(grade, level, float(fit[i]), float(interest[i]), lang)
+            cell = matrix(grade, level, float(fit[i]), float(interest[i]))
         out.append((reasons, cell))
     return out

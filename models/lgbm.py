@@ -22,7 +22,7 @@ from leadscore.features.build import encode_matrix
 from leadscore.features.online import OnlineFeatures
 from leadscore.features.spec import FeatureSpec
 from leadscore.models import calibration
-from leadscore.models.decision import Lang, LeadScore, grade_from_cutoffs, score_from_probability
+from leadscore.models.decision import Cutoffs, Lang, LeadScore, decisions, score_from_probability
 from leadscore.models.explain import ExplainSettings, Signals, explain, row_sums
 from leadscore.models.treeshap import FastTreeShap
 
@@ -75,11 +75,14 @@ class LeadModel:
                 "explain": self.explain.to_dict() if self.explain else None}
 
     @property
+    def cutoffs(self) -> Cutoffs:
+        """The grade cut-offs as the calibrated probabilities they were chosen at (B = the SQL threshold)."""
+        return Cutoffs(float(self.grades["a"]), float(self.grades["b"]), float(self.grades["c"]))
+
+    @property
     def sales_ready(self) -> float:
         """The probability at or above which a lead is recommended to sales (the SQL threshold)."""
-        if self.explain is not None:
-            return self.explain.sales_ready
-        return float(self.grades.get("sales_ready", self.grades["b"]))
+        return self.cutoffs.sales_ready
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP values on the margin (rows × features), plus the base value as last column:
@@ -122,19 +125,18 @@ class LeadModel:
     def _results(self, contrib: np.ndarray, raw, lead_ids: list[str], top_k: int, lang: Lang) -> list[LeadScore]:
         proba = self.probability(row_sums(contrib))
         scores = score_from_probability(proba)
-        grades = grade_from_cutoffs(proba, self.grades["a"], self.grades["b"], self.grades["c"])
         explained = explain(contrib[:, :-1], raw, self.spec, self.explain, top_k=top_k, lang=lang, signals=self.signals)
+        decided = decisions(proba, self.cutoffs, [cell for _, cell in explained], lang)
         return [
-            LeadScore(
+            LeadScore.decided(
+                decided[i],
                 lead_id=lead_id,
                 probability=float(proba[i]),
                 score=int(scores[i]),
-                grade=grades[i],
                 reasons=explained[i][0],
                 scorer="model",
                 model_version=self.version,
                 matrix=explained[i][1],
-                sales_ready=bool(proba[i] >= self.sales_ready),
             )
             for i, lead_id in enumerate(lead_ids)
         ]

@@ -23,14 +23,18 @@ from leadscore.features.catalog import describe
 from leadscore.features.contract import KNOWN_LEAD_COLUMNS
 from leadscore.features.spec import FeatureSpec, decayed_name, layout
 from leadscore.models.decision import (
+    Cutoffs,
     Lang,
     LeadScore,
+    SALES_READY_GRADES,
     Reason,
+    decide,
     display_value,
-    grade_from_cutoffs,
+    grades_of,
     level_from_cutoffs,
     matrix,
     score_from_probability,
+    shown,
 )
 
 _WINDOW = re.compile(r"^(?P<what>[a-z0-9_]+)_(?P<days>\d+)d$")
@@ -207,6 +211,15 @@ class RulesConfig(BaseModel):
     matrix: MatrixCutoffs
     rules: list[Rule] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _b_is_sales_ready(self) -> "RulesConfig":
+        # One decision (models.decision): grade B starts at the SQL threshold, so grade and
+        # sales-ready can never disagree.
+        if self.grades.B != self.thresholds.sql:
+            raise ValueError(f"grades.B ({self.grades.B:g}) must equal thresholds.sql ({self.thresholds.sql:g}): "
+                             "grade B is the lowest sales-ready grade (A and B are sales-ready, C and D are not)")
+        return self
+
 
 class RulesError(ValueError):
     """An invalid SLA file: the message names the file, the line and the reason."""
@@ -346,6 +359,20 @@ class RuleScorer:
         per_rule, exclusions = self._evaluate(raw)
         return per_rule.sum(axis=1), per_rule, exclusions.any(axis=1)
 
+    @property
+    def cutoffs(self) -> Cutoffs:
+        """The grade cut-offs on the total points; B is the SQL threshold (``thresholds.sql``)."""
+        g = self.config.grades
+        return Cutoffs(g.A, g.B, g.C)
+
+    def grades(self, total: np.ndarray, excluded: np.ndarray) -> list[str]:
+        """Grade A–D per row from the total points; an exclusion (negative persona) means D."""
+        return grades_of(total, self.cutoffs, excluded)
+
+    def sales_ready(self, total: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+        """Whether each row is sales-ready: grade A or B (``models.decision``)."""
+        return np.isin(self.grades(total, excluded), SALES_READY_GRADES)
+
     def fit_interest(self, per_rule: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The fit points and the interest points of each row."""
         is_fit = np.array([g == "fit" for g in self.groups])
@@ -359,9 +386,10 @@ class RuleScorer:
         """Exclusions that fired, then up to ``top_k`` positive rules (strongest first), then the
         other negatives (most negative first); exclusions count towards the ``top_k`` negatives."""
         falling, rising = np.argsort(-row, kind="stable"), np.argsort(row, kind="stable")
-        positives = [int(j) for j in falling if row[j] > 0][:top_k]
+        # Points that round to zero where they are shown are no reason; a fired exclusion always is.
+        positives = [int(j) for j in falling if row[j] > 0 and shown(row[j])][:top_k]
         excluded = [int(j) for j in rising if fired[j]]
-        negatives = (excluded + [int(j) for j in rising if row[j] < 0 and not fired[j]])[:top_k]
+        negatives = (excluded + [int(j) for j in rising if row[j] < 0 and shown(row[j]) and not fired[j]])[:top_k]
         return [j for j in negatives if fired[j]] + positives + [j for j in negatives if not fired[j]]
 
     def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3, lang: Lang = "en") -> list[LeadScore]:
@@ -372,10 +400,9 @@ class RuleScorer:
         fit_points, interest_points = self.fit_interest(per_rule)
         proba = self.probability(total)
         scores = score_from_probability(proba)
-        g, cut = self.config.grades, self.config.matrix
-        grades = grade_from_cutoffs(total, g.A, g.B, g.C)
-        fit_grades = grade_from_cutoffs(fit_points, cut.fit.A, cut.fit.B, cut.fit.C)
-        sql = self.config.thresholds.sql
+        cut = self.config.matrix
+        grades = self.grades(total, excluded)
+        fit_grades = grades_of(fit_points, Cutoffs(cut.fit.A, cut.fit.B, cut.fit.C))
         out = []
         for i, lead_id in enumerate(lead_ids):
             reasons = []
@@ -387,21 +414,21 @@ class RuleScorer:
                     what = f"{what}, {_decay_text(rule.half_life_days, lang)}"
                 text = f"{rule.label.text(lang)} ({what}): {_points_text(per_rule[i, j], lang)}"
                 reasons.append(Reason(rule.feature, value, float(per_rule[i, j]), text, self.groups[j]))
-            # A negative-persona exclusion puts the lead in fit grade D; the score and the
-            # recommendation still come out, and people decide what to do with it.
+            # A negative-persona exclusion puts the lead in fit grade D and grade D; the score and
+            # the recommendation still come out, and people decide what to do with it.
             fit_grade = "D" if excluded[i] else fit_grades[i]
             level = level_from_cutoffs(float(interest_points[i]), cut.interest)
+            quadrant = matrix(fit_grade, level, float(fit_points[i]), float(interest_points[i]))
             out.append(
-                LeadScore(
+                LeadScore.decided(
+                    decide(grades[i], quadrant, lang),
                     lead_id=lead_id,
                     probability=float(proba[i]),
                     score=int(scores[i]),
-                    grade="D" if excluded[i] else grades[i],
                     reasons=reasons,
                     scorer="rules",
                     model_version=self.version,
-                    matrix=matrix(fit_grade, level, float(fit_points[i]), float(interest_points[i]), lang),
-                    sales_ready=bool(total[i] >= sql and not excluded[i]),
+                    matrix=quadrant,
                 )
             )
         return out

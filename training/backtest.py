@@ -23,7 +23,7 @@ from leadscore.config.params import Params
 from leadscore.features.build import compute_features
 from leadscore.features.contract import Export
 from leadscore.features.spec import FeatureSpec
-from leadscore.models.decision import grade_from_cutoffs
+from leadscore.models.decision import grades_of
 from leadscore.models.lgbm import LeadModel
 from leadscore.models.rules import RuleScorer, load_rules
 from leadscore.training.baselines import fit_logistic, predict_logistic
@@ -48,9 +48,7 @@ def rule_probabilities(rows: pd.DataFrame, export: Export, params: Params, rules
     raw = compute_features(rows[["lead_id", "as_of"]].reset_index(drop=True), export.leads, export.activities,
                            rules.spec, engine=params.features.engine)
     total, _, excluded = rules.points(raw)
-    g = rules.config.grades
-    grades = np.where(excluded, "D", grade_from_cutoffs(total, g.A, g.B, g.C)).tolist()
-    return rules.probability(total), grades
+    return rules.probability(total), rules.grades(total, excluded)
 
 
 def run_backtest(
@@ -98,7 +96,7 @@ def run_backtest(
             fold=i,
             model=p_model,
             logistic=predict_logistic(logistic, test, spec),
-            model_grade=grade_from_cutoffs(p_model, model.grades["a"], model.grades["b"], model.grades["c"]),
+            model_grade=grades_of(p_model, model.cutoffs),
         )
         scored.append(part)
         folds.append({**fold, "train_rows": model.info["train_rows"], "won_deals": model.info["won_deals"],

@@ -61,7 +61,6 @@ from leadscore.features.flat import FlatDataset, load_flat
 from leadscore.features.spec import FeatureDef, FeatureSpec
 from leadscore.models import calibration
 from leadscore.models.calibration import fit_calibrator
-from leadscore.models.decision import grade_from_cutoffs
 from leadscore.models.rules import RulesConfig, RuleScorer, load_rules
 from leadscore.models.treeshap import FastTreeShap
 from leadscore.training.baselines import fit_logistic, predict_logistic
@@ -209,9 +208,7 @@ def flat_rule_scorer(config: RulesConfig, data: FlatDataset, params: Params, sou
 def rule_scores(scorer: RuleScorer, features: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """The rules' probability (``probability`` midpoint/scale of the SLA) and grade A–D per row."""
     total, _, excluded = scorer.points(features)
-    g = scorer.config.grades
-    grades = np.where(excluded, "D", grade_from_cutoffs(total, g.A, g.B, g.C)).tolist()
-    return scorer.probability(total), grades
+    return scorer.probability(total), scorer.grades(total, excluded)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ import pandas as pd
 from leadscore.features.build import compute_features
 from leadscore.features.snapshots import first_opportunities
 from leadscore.features.spec import NEVER_DAYS
-from leadscore.models.decision import GRADES, grade_from_cutoffs
+from leadscore.models.decision import GRADES, at_or_above
 from leadscore.models.rules import RulesConfig, RuleScorer
 from leadscore.training.plots import _figure, _save
 
@@ -131,9 +131,9 @@ def lead_moments(export, params, scorer: RuleScorer) -> pd.DataFrame:
     raw = compute_features(evals, export.leads, export.activities, scorer.spec)
     total, _, excluded = scorer.points(raw)
     evals["points"] = total
-    evals["grade"] = np.where(excluded, "D", grade_from_cutoffs(total, cfg.grades.A, cfg.grades.B, cfg.grades.C))
-    mql = evals.loc[total >= cfg.thresholds.mql].groupby("lead_id", sort=False).head(1)
-    sql = evals.loc[(total >= cfg.thresholds.sql) & ~excluded].groupby("lead_id", sort=False).head(1)
+    evals["grade"] = scorer.grades(total, excluded)
+    mql = evals.loc[at_or_above(total, cfg.thresholds.mql)].groupby("lead_id", sort=False).head(1)
+    sql = evals.loc[scorer.sales_ready(total, excluded)].groupby("lead_id", sort=False).head(1)
     last = evals.groupby("lead_id", sort=False).tail(1)
     graded = pd.concat([mql, last]).drop_duplicates("lead_id")  # the MQL moment wins where there is one
 

@@ -10,6 +10,10 @@ The SQL threshold (``sales_ready``) is where the weekly volume meets the capacit
 ``thresholds.target_precision``, the lowest cut-off whose expected win rate reaches it. The
 grades follow: **A** the best ``grade_a_share`` of the capacity (call first), **B** down to the
 SQL threshold, **C** down to ``grade_c_multiple`` × capacity (nurture), **D** below.
+
+Cut-offs are the calibrated probabilities they came from, compared with the tie rule of
+``models.decision`` (within 1e-9 counts as at): leads tied with the last one let in are all in
+or all out, and the three cut-offs are always more than a tie apart.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.config.params import ThresholdParams
+from leadscore.models.decision import TIE_TOLERANCE, at_or_above, tie_width
 
 # Cut-offs always shown in a table beside those derived from the capacity.
 STANDARD_CUTOFFS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7)
@@ -25,17 +30,35 @@ STANDARD_CUTOFFS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5
 CAPACITY_MULTIPLES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 
+def above(value: float) -> float:
+    """The smallest round cut-off that ``value`` is clearly below under the tie rule."""
+    return float(value) + 2 * tie_width(value)
+
+
+def below(value: float) -> float:
+    """A cut-off clearly below ``value`` under the tie rule (``value`` is at or above it, its ties too)."""
+    return float(value) - 2 * tie_width(value)
+
+
+def count_at_or_above(p: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
+    """How many of ``p`` are at or above each cut-off under the tie rule (``models.decision``)."""
+    asc = np.sort(np.asarray(p, dtype=float))
+    cutoffs = np.asarray(cutoffs, dtype=float)
+    widths = TIE_TOLERANCE * np.maximum(1.0, np.abs(cutoffs))
+    return len(asc) - np.searchsorted(asc, cutoffs - widths, side="left")
+
+
 def cutoff_for_volume(p: np.ndarray, n_weeks: int, per_week: float) -> float:
-    """The lowest probability cut-off with at most ``per_week`` leads a week at or above it."""
-    ranked = np.sort(np.asarray(p, dtype=float))[::-1]
+    """The lowest cut-off with at most ``per_week`` leads a week at or above it under the tie rule.
+
+    The cut-off is the probability of the last lead it lets in (the value it came from); leads
+    tied with that one (within the tie width) are all in or all out, never split."""
+    asc = np.sort(np.asarray(p, dtype=float))
     m = int(np.floor(per_week * n_weeks))
-    if m <= 0:
-        return float(np.nextafter(ranked[0], 1.0))
-    if m >= len(ranked):
-        return float(ranked[-1])
-    # The m-th best, unless the (m+1)-th ties with it: then just above the tie.
-    t = ranked[m - 1]
-    return float(t if ranked[m] < t else np.nextafter(t, 1.0))
+    ok = np.flatnonzero(count_at_or_above(asc, asc) <= m)
+    if not len(ok):
+        return above(asc[-1])
+    return float(asc[ok[0]])
 
 
 def cutoff_for_precision(p: np.ndarray, target: float) -> float | None:
@@ -60,7 +83,7 @@ def threshold_table(
     total_expected = p.sum()
     rows = []
     for t in cutoffs:
-        above = p >= t
+        above = at_or_above(p, t)
         n = int(above.sum())
         row = {
             "threshold": float(t),
@@ -90,12 +113,14 @@ def choose_thresholds(p: np.ndarray, week: np.ndarray, cfg: ThresholdParams) -> 
             how += f" (no cut-off reaches the target precision {cfg.target_precision:.0%}; best {p.max():.1%})"
         else:
             sql, how = chosen, f"target precision {cfg.target_precision:.0%}"
-    a = max(cutoff_for_volume(p, n_weeks, cfg.capacity_per_week * cfg.grade_a_share), np.nextafter(sql, 1.0))
-    c = min(cutoff_for_volume(p, n_weeks, cfg.capacity_per_week * cfg.grade_c_multiple), np.nextafter(sql, 0.0))
+    # A, B and C never share a tie: a lead 1 ulp off a cut-off keeps its grade, and grade B is
+    # never squeezed empty between two cut-offs that the tie rule treats as one.
+    a = max(cutoff_for_volume(p, n_weeks, cfg.capacity_per_week * cfg.grade_a_share), above(sql))
+    c = min(cutoff_for_volume(p, n_weeks, cfg.capacity_per_week * cfg.grade_c_multiple), below(sql))
     return {
         "a": float(a), "b": float(sql), "c": float(c), "sales_ready": float(sql),
         "chosen_by": how,
         "weeks": n_weeks,
         "leads_per_week": float(len(p) / n_weeks),
-        "sales_ready_leads_per_week": float((p >= sql).sum() / n_weeks),
+        "sales_ready_leads_per_week": float(at_or_above(p, sql).sum() / n_weeks),
     }

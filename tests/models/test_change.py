@@ -231,7 +231,7 @@ def test_german_has_its_own_words(world):
     texts = [de.text, *de.notes, *(d.text for d in de.data_drivers + de.model_drivers)]
     leaks = [(m.group(0), t) for t in texts for m in [ENGLISH.search(t)] if m]
     assert not leaks, leaks
-    assert "Der Score ist" in de.text and "Log-Odds" in de.text
+    assert "Der Score ist" in de.text and "den Score" in de.text and "Log-Odds" not in de.text
     rules = explain_change(old, {**new, "scorer": "rules", "model_version": "rules:1"}, loader(world), lang="de")
     assert "SLA-Regeln" in rules.text and not ENGLISH.search(rules.text)
 

@@ -79,7 +79,8 @@ def test_fit_and_interest_place_the_lead_in_the_matrix(trained, open_leads):
     for r in results:
         m = r.matrix
         high_fit, high_interest = m.fit_grade in "AB", m.interest_level <= 2
-        assert m.recommendation == RECOMMENDATIONS[(high_fit, high_interest)][0]
+        assert r.recommendation == RECOMMENDATIONS[(r.sales_ready, high_fit, high_interest)][0]
+        assert (r.recommendation == "hand_to_sales") == r.sales_ready == (r.grade in ("A", "B"))
         assert r.reasons == [] or {x.group for x in r.reasons} <= {"fit", "interest"}
     # a better fit effect never gives a worse grade (among leads outside the negative persona)
     persona = (raw["seniority"].isin(["student", "intern"]) | (raw["is_competitor"] == 1)).to_numpy()
@@ -100,7 +101,25 @@ def test_a_student_or_competitor_never_gets_fit_grade_a(trained, open_leads):
     fake["seniority"] = "student"
     capped = model.score_frame(fake, snaps["lead_id"].tolist())
     assert {r.matrix.fit_grade for r in capped} == {"D"}
-    assert all(r.matrix.recommendation in ("nurture_as_recommender", "no_further_attention") for r in capped)
+    # below the threshold the quadrant says what to do; a sales-ready student is still handed over:
+    # the machine recommends, people decide
+    assert all(r.recommendation in ("nurture_as_recommender", "no_further_attention") for r in capped if not r.sales_ready)
+    assert all(r.recommendation == "hand_to_sales" for r in capped if r.sales_ready)
+
+
+def test_reasons_are_true_and_visible(trained, open_leads):
+    model = trained["model"]
+    _, _, snaps, raw = open_leads
+    ids = snaps["lead_id"].tolist()
+    # A country the model never saw is scored as missing: it is never given as a reason.
+    odd = raw.assign(country="Atlantis")
+    for r in model.score_frame(odd, ids, top_k=20):
+        assert all(x.value != "Atlantis" for x in r.reasons)
+        assert all(round(abs(x.effect), 2) > 0 for x in r.reasons)  # never "+0.00"
+    # No e-mail address: said as missing, never as "uses a company domain".
+    blank = raw.assign(is_free_mail=float("nan"), is_competitor=float("nan"))
+    texts = [x.text for r in model.score_frame(blank, ids, top_k=20, lang="en") for x in r.reasons]
+    assert not any("company e-mail domain" in t or "Not a competitor" in t for t in texts)
 
 
 def test_german_and_english_differ_only_in_words(trained, open_leads):
@@ -134,7 +153,7 @@ def test_what_would_change_it_is_computed_with_the_model_and_minimal(trained, op
     near = np.argsort(-np.where(p < model.sales_ready, p, -1))[:150]
     snaps = snaps.iloc[np.r_[near, np.flatnonzero(p >= model.sales_ready)]]
     scored = score_leads(model, snaps, export.leads, export.activities, what_if=True)
-    with_suggestion = [r for r in scored if r.what_if is not None]
+    with_suggestion = [r for r in scored if r.what_if is not None and r.what_if.actions]  # levers: test_whatif.py
     assert len(with_suggestion) >= 5
     assert all(r.what_if is None for r in scored if r.sales_ready)
     types = [t for t in model.explain.actionable_types if t in model.spec.activity_types]

@@ -9,6 +9,7 @@ from leadscore.config.params import load_params
 from leadscore.features.build import compute_features
 from leadscore.features.contract import read_export
 from leadscore.models.base import score_leads
+from leadscore.models.decision import RECOMMENDATIONS
 from leadscore.models.rules import RulesConfig, RuleScorer, RulesError, load_rules
 from tests.helpers import tiny_export
 
@@ -68,7 +69,7 @@ def test_invalid_sla_file_names_line_and_reason(tmp_path):
     text = (tmp_path / "ok.yaml")
     good = load_rules()
     bad = """name: broken
-grades: {A: 75, B: 50, C: 25}
+grades: {A: 100, B: 75, C: 50}
 thresholds: {mql: 50, sql: 75}
 rules:
   - {feature: employees, min: 200, points: 10, label: ok}
@@ -121,7 +122,7 @@ def _score(scorer, export, ids, as_of=AS_OF, top_k=3, lang="en", leads=None, act
 def _rules_file(tmp_path, rules: str, matrix: str = "matrix:\n  fit: {A: 50, B: 30, C: 15}\n  interest: [40, 20, 8]\n",
                 thresholds: str = "thresholds: {mql: 50, sql: 75}\n") -> Path:
     path = tmp_path / "sla.yaml"
-    path.write_text("name: test\ngrades: {A: 75, B: 50, C: 25}\n" + thresholds + matrix + "rules:\n" + rules)
+    path.write_text("name: test\ngrades: {A: 100, B: 75, C: 50}\n" + thresholds + matrix + "rules:\n" + rules)
     return path
 
 
@@ -177,7 +178,7 @@ def test_english_and_german_reasons_with_groups(scorer, decayed, export):
     assert de.reasons[1].text == ("Entscheider (Geschäftsführung / C-Level) "
                                   "(Hierarchieebene: Geschäftsführung / C-Level): +20 Punkte")
     assert [r.effect for r in de.reasons] == [r.effect for r in en.reasons]
-    assert de.matrix.recommendation_text == "Bereit: an den Vertrieb übergeben"
+    assert de.recommendation == "hand_to_sales" and de.recommendation_text == RECOMMENDATIONS[(True, True, True)][2]
     de10 = _score(decayed, export, ["L1"], top_k=10, lang="de")["L1"]
     pricing = next(r for r in de10.reasons if r.feature == "pricing_page_view_30d")
     assert pricing.text.endswith("jede zählt alle 14 Tage nur noch halb so viel): +2,3 Punkte")
@@ -197,13 +198,13 @@ def test_matrix_cell_recommendation_and_sales_ready_for_a_known_lead(scorer, exp
     l1 = _score(scorer, export, ["L1"])["L1"]
     assert l1.matrix.fit_effect == 65 and l1.matrix.interest_effect == 35
     assert l1.matrix.cell == "A2"  # fit 65 ≥ 50; interest 35 is in [20, 40)
-    assert l1.matrix.recommendation == "hand_to_sales"
-    assert l1.sales_ready and l1.grade == "A"  # 100 points ≥ sql 75
+    assert l1.recommendation == "hand_to_sales"
+    assert l1.sales_ready and l1.grade == "A"  # 100 points ≥ A 100 (sql 75)
     # 95 days on, the demo request has left its window and the lead has gone cold (-10): the fit stays.
     later = _score(scorer, export, ["L1"], as_of=pd.Timestamp("2025-04-15"))["L1"]
-    assert later.matrix.cell == "A4" and later.matrix.recommendation == "keep_nurturing"
+    assert later.matrix.cell == "A4" and later.recommendation == "keep_nurturing"
     assert later.matrix.fit_effect == 65 and later.matrix.interest_effect == -10
-    assert not later.sales_ready and later.grade == "B"  # 55 points
+    assert not later.sales_ready and later.grade == "C"  # 55 points: below sql 75, above C 50
 
 
 def test_explicit_group_overrides_the_feature_group(tmp_path, export):
@@ -229,21 +230,21 @@ def test_exclusion_forces_fit_grade_d_but_the_lead_keeps_score_and_recommendatio
     as_of = pd.Timestamp("2025-03-01")
     l3 = _score(scorer, export, ["L3"], as_of=as_of, activities=pd.concat([export.activities, demo]))["L3"]
     assert l3.matrix.fit_effect == 33 and l3.matrix.interest_effect == 50
-    assert l3.matrix.cell == "D1" and l3.matrix.recommendation == "nurture_as_recommender"
+    assert l3.matrix.cell == "D1" and l3.recommendation == "nurture_as_recommender"
     assert l3.grade == "D" and not l3.sales_ready  # 83 points ≥ sql 75, but excluded
     assert 1 <= l3.score <= 99 and l3.probability > 0
     assert l3.reasons[0].feature == "is_competitor" and l3.reasons[0].effect == 0
     # The same lead with a company domain is no longer excluded.
     other = export.leads.assign(email=export.leads["email"].replace("e.f@scorely.io", "e.f@example.fr"))
     l3b = _score(scorer, export, ["L3"], as_of=as_of, leads=other, activities=pd.concat([export.activities, demo]))["L3"]
-    assert l3b.matrix.cell == "B1" and l3b.sales_ready and l3b.grade == "A"
+    assert l3b.matrix.cell == "B1" and l3b.sales_ready and l3b.grade == "B" and l3b.recommendation == "hand_to_sales"
 
 
 def test_default_negative_persona_is_fit_grade_d(scorer, export):
     results = _score(scorer, export, ["L2", "L3"])
     assert results["L2"].matrix.fit_grade == "D" and results["L2"].reasons[0].feature == "seniority"  # student
     assert results["L3"].matrix.fit_grade == "D" and results["L3"].reasons[0].feature == "is_competitor"
-    assert all(r.matrix.recommendation and 1 <= r.score <= 99 for r in results.values())
+    assert all(r.recommendation and 1 <= r.score <= 99 for r in results.values())
 
 
 def test_top_k_positives_then_negatives(scorer, export):
@@ -308,6 +309,7 @@ def test_invalid_rule_fields_name_line_and_reason(tmp_path, rules, line, message
         ("matrix:\n  fit: {A: 50, B: 30, C: 15}\n  interest: [40, 20]\n", None, 6, "at least 3 items"),
         ("", None, 1, "(matrix): Field required"),
         (None, "thresholds: {mql: 80, sql: 75}\n", 3, "'mql' (80.0) must not be above 'sql' (75.0)"),
+        (None, "thresholds: {mql: 50, sql: 60}\n", 1, "grades.B (75) must equal thresholds.sql (60)"),
     ],
 )
 def test_invalid_matrix_and_thresholds_name_line_and_reason(tmp_path, matrix, thresholds, line, message):
