@@ -14,6 +14,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from leadscore.features.catalog import label
 from leadscore.features.online import Activity, OnlineFeatures
 from leadscore.features.spec import FeatureSpec
 from leadscore.models.decision import Lang, LeadScore
@@ -47,16 +48,26 @@ def inputs(item: LeadRequest) -> tuple[dict[str, object], list[Activity]]:
     return profile, activities
 
 
-def warnings_for(spec: FeatureSpec, raw: dict[str, object], activities: list[Activity], as_of_us: int) -> list[str]:
-    """What the model could not use: category values it never saw, activity types it does not know."""
+def warnings_for(
+    spec: FeatureSpec, raw: dict[str, object], activities: list[Activity], as_of_us: int, lang: Lang = "en"
+) -> list[str]:
+    """What the model could not use: category values it never saw, activity types it does not know,
+    in ``lang`` (reps read these; the English ones keep the field's key for integrators)."""
     out = []
     for f in spec.features:
         value = raw.get(f.name)
         if f.kind == "category" and isinstance(value, str) and value not in (f.categories or ()):
-            out.append(f"{f.name}: unknown value {value[:60]!r}, scored as missing")
+            if lang == "de":
+                out.append(f"{label(f.name, 'de')}: Wert „{value[:60]}“ ist dem Modell unbekannt und zählt als fehlend")
+            else:
+                out.append(f"{f.name}: unknown value {value[:60]!r}, scored as missing")
     known = set(spec.activity_types) | set(spec.sales_activity_types)
     unknown = Counter(kind for at, kind, _ in activities if at < as_of_us and kind not in known)
-    out += [f"activity_type {kind[:60]!r}: unknown to the model, ignored ({n}×)" for kind, n in sorted(unknown.items())]
+    for kind, n in sorted(unknown.items()):
+        if lang == "de":
+            out.append(f"Aktivitätstyp „{kind[:60]}“: dem Modell unbekannt, nicht berücksichtigt ({n}×)")
+        else:
+            out.append(f"activity_type {kind[:60]!r}: unknown to the model, ignored ({n}×)")
     return out
 
 

@@ -1,18 +1,26 @@
 """Requests and responses of the scoring API: pydantic models whose fields explain themselves.
 
 Validation is strict, because a CRM integration that sends garbage should hear about it at once:
-NaN, ±inf, out-of-range numbers, negative sizes, malformed or impossible dates and unknown keys
-are 422 errors naming the field. Unknown category values and activity types are not errors — the
-model treats them as missing or ignores them — and come back as warnings on the lead.
+NaN, ±inf, out-of-range numbers, negative sizes, malformed, ambiguous or impossible dates, booleans
+where a number is meant, ``as_of`` before a lead's ``created_at`` and unknown keys are 422 errors
+naming the field. Dates are read by ``leadscore.config.dates`` (ISO 8601; ``dd.mm.yyyy`` only with
+``LEADSCORE_DATE_FORMAT=de``). Sizes may come as numeric text, as CRMs send every property ("250"),
+when the text is exactly a number; empty text is missing. Unknown category values and activity
+types are not errors — the model treats them as missing or ignores them — and come back as
+warnings on the lead.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from leadscore.config.dates import EARLIEST, LATEST, DateFormat, parse_datetime
 
 EXAMPLE_LEAD = {
     "lead_id": "L000123",
@@ -26,9 +34,9 @@ EXAMPLE_LEAD = {
 }
 EXAMPLE_ACTIVITY = {"occurred_at": "2026-06-01T14:05:00", "activity_type": "pricing_page_view", "channel": "web"}
 
-# What a timestamp may be: the range pandas' nanoseconds hold (the batch path's limit), and not
-# later than now, give or take the clock skew the export contract allows.
-EARLIEST, LATEST = datetime(1678, 1, 1), datetime(2261, 12, 31)
+# What a timestamp may be: the range pandas' nanoseconds hold (the batch path's limit: EARLIEST,
+# LATEST from leadscore.config.dates), and not later than now, give or take the clock skew the
+# export contract allows.
 CLOCK_SKEW = timedelta(minutes=5)
 # Beyond these a size is a typo, not a company (the largest employer has ~2.1 M staff).
 MAX_EMPLOYEES = 10_000_000
@@ -39,14 +47,57 @@ MAX_EXTRA_TEXT = 500
 TREND_POINTS = 3
 
 
+@lru_cache(maxsize=1)
+def date_format() -> DateFormat:
+    """LEADSCORE_DATE_FORMAT, read once per process (settings do not change while the service runs)."""
+    from leadscore.config.settings import get_settings
+
+    return get_settings().date_format
+
+
+def read_date(value: object, field: str) -> object:
+    """A date as sent: text through the one date parser (never a guess); datetime objects as they are.
+    Numbers are refused: a Unix timestamp in seconds or milliseconds would have to be guessed."""
+    if isinstance(value, str):
+        return parse_datetime(value, date_format(), field)
+    if isinstance(value, (datetime, date)) or value is None:
+        return value
+    kind = "boolean" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else type(value).__name__
+    raise ValueError(f"{field}: expected an ISO 8601 date as text (e.g. 2026-06-03T14:05:00), found a {kind}")
+
+
 def naive_utc(value: datetime, field: str) -> datetime:
     """``value`` as naive UTC, inside the range the batch path can represent and not in the future."""
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc).replace(tzinfo=None)
     if not EARLIEST <= value <= LATEST:
         raise ValueError(f"{field}: expected a date between 1678 and 2261, found {value.isoformat()}")
-    if value > datetime.now(timezone.utc).replace(tzinfo=None) + CLOCK_SKEW:
-        raise ValueError(f"{field}: expected a time not in the future, found {value.isoformat()}")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    if value > now + CLOCK_SKEW:
+        raise ValueError(f"{field}: expected a time not in the future (now is {now:%Y-%m-%dT%H:%M:%S} UTC), "
+                         f"found {value.isoformat()}")
+    return value
+
+
+# Numeric text as CRMs send it: digits, optional sign, point and exponent. Not "1,500" (thousands or
+# a German decimal?), not "NaN"/"inf", not "250 employees": those would be a guessed number.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def read_number(value: object, field: str) -> object:
+    """A lead's numeric property as sent: a number; numeric text read exactly ("250" → 250); empty
+    text as missing. A boolean is refused (true is not 1 employee), so is text that is not a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field}: expected a number, found a boolean ({str(value).lower()})")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not _NUMBER_TEXT.fullmatch(text):
+            shown = repr(text[:40] + ("…" if len(text) > 40 else ""))
+            raise ValueError(f"{field}: expected a number such as 250 or 1.5e3 (as text: digits with an optional "
+                             f"sign, decimal point and exponent, no thousands separators), found text {shown}")
+        return float(text)
     return value
 
 
@@ -65,12 +116,15 @@ class LeadIn(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_LEAD]})
 
     lead_id: str = Field(min_length=1, max_length=200, description="The CRM's id of the lead.")
-    created_at: datetime = Field(description="When the lead entered the CRM (ISO 8601; naive means UTC).")
+    created_at: datetime = Field(description="When the lead entered the CRM (ISO 8601; naive means UTC; "
+                                 "dd.mm.yyyy with LEADSCORE_DATE_FORMAT=de). Not after as_of.")
     email: str | None = Field(None, max_length=320, description="Used only for its domain (free-mail, competitor); never stored or logged.")
     company: str | None = Field(None, max_length=500, description="Company name (not a feature, never logged).")
     industry: str | None = Field(None, max_length=200, description="Industry.")
-    employees: float | None = Field(None, ge=0, le=MAX_EMPLOYEES, allow_inf_nan=False, description="Number of employees.")
-    annual_revenue: float | None = Field(None, ge=0, le=MAX_REVENUE, allow_inf_nan=False, description="Annual revenue in EUR.")
+    employees: float | None = Field(None, ge=0, le=MAX_EMPLOYEES, allow_inf_nan=False,
+                                    description="Number of employees; numeric text (\"250\") is read exactly, empty text is missing.")
+    annual_revenue: float | None = Field(None, ge=0, le=MAX_REVENUE, allow_inf_nan=False,
+                                         description="Annual revenue in EUR; numeric text is read exactly, empty text is missing.")
     country: str | None = Field(None, max_length=100, description="ISO 3166 alpha-2 country code, e.g. DE.")
     job_title: str | None = Field(None, max_length=300, description="Job title, German or English.")
     lead_source: str | None = Field(None, max_length=200, description="Where the lead came from.")
@@ -85,10 +139,20 @@ class LeadIn(BaseModel):
             raise ValueError("lead_id: expected a non-empty id, found only spaces")
         return text
 
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _created_read(cls, value: object) -> object:
+        return read_date(value, "created_at")
+
     @field_validator("created_at")
     @classmethod
     def _created_in_range(cls, value: datetime) -> datetime:
         return naive_utc(value, "created_at")
+
+    @field_validator("employees", "annual_revenue", mode="before")
+    @classmethod
+    def _number(cls, value: object, info: ValidationInfo) -> object:
+        return read_number(value, info.field_name)
 
     @field_validator("email", "company", "industry", "country", "job_title", "lead_source")
     @classmethod
@@ -124,10 +188,16 @@ class ActivityIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_ACTIVITY]})
 
-    occurred_at: datetime = Field(description="When it happened (ISO 8601; naive means UTC).")
+    occurred_at: datetime = Field(description="When it happened (ISO 8601; naive means UTC; dd.mm.yyyy with "
+                                  "LEADSCORE_DATE_FORMAT=de). May be before created_at (imported history).")
     activity_type: str = Field(min_length=1, max_length=100, description="e.g. email_click, pricing_page_view, demo_request.")
     channel: str | None = Field(None, max_length=100, description="e.g. email, web, event.")
     campaign: str | None = Field(None, max_length=300, description="Campaign name.")
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _occurred_read(cls, value: object) -> object:
+        return read_date(value, "occurred_at")
 
     @field_validator("occurred_at")
     @classmethod
@@ -163,16 +233,31 @@ class ScoreRequest(BaseModel):
     ]})
 
     leads: list[LeadRequest] = Field(min_length=1, max_length=1000, description="1 to 1,000 leads, each with its activity log.")
-    as_of: datetime | None = Field(None, description="Score as of this moment (ISO 8601; naive means UTC); default now.")
-    top_k: int = Field(3, ge=0, le=20, description="How many positive and how many negative reasons per lead.")
+    as_of: datetime | None = Field(None, description="Score as of this moment (ISO 8601; naive means UTC); default now. "
+                                   "Not before any lead's created_at.")
+    top_k: int = Field(3, ge=0, le=20, description="How many positive and how many negative reasons per lead (a JSON integer).")
     language: Literal["en", "de"] = Field("en", description="Language of reasons and recommendation.")
     what_if: bool = Field(False, description="For leads below the sales threshold, the fewest actions that would "
                           "lift them over it (model only; ~20 ms per lead).")
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _as_of_read(cls, value: object) -> object:
+        return read_date(value, "as_of")
 
     @field_validator("as_of")
     @classmethod
     def _as_of_in_range(cls, value: datetime | None) -> datetime | None:
         return None if value is None else naive_utc(value, "as_of")
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _top_k_integer(cls, value: object) -> object:
+        # Lax pydantic would take "3" and true; an integration sending those has a bug worth hearing of.
+        if isinstance(value, (bool, str)):
+            kind = "a boolean" if isinstance(value, bool) else "text"
+            raise ValueError(f"top_k: expected an integer from 0 to 20 (a JSON number), found {kind}")
+        return value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "ScoreRequest":
@@ -181,6 +266,21 @@ class ScoreRequest(BaseModel):
             if item.lead.lead_id in seen:
                 raise ValueError(f"leads[{i}].lead.lead_id: expected unique ids, found {item.lead.lead_id!r} twice")
             seen.add(item.lead.lead_id)
+        return self
+
+    @model_validator(mode="after")
+    def _created_by_as_of(self) -> "ScoreRequest":
+        """A lead is not scored before it existed: its age would be negative. (Without as_of, now is
+        the moment, and created_at later than now is refused by the field itself.)"""
+        if self.as_of is None:
+            return self
+        late = [(i, item.lead) for i, item in enumerate(self.leads) if item.lead.created_at > self.as_of]
+        if late:
+            shown = "; ".join(f"leads[{i}].lead.created_at {lead.created_at.isoformat()} (lead_id {lead.lead_id[:60]!r})"
+                              for i, lead in late[:5])
+            more = f"; and {len(late) - 5} more" if len(late) > 5 else ""
+            raise ValueError(f"as_of: expected a time at or after every lead's created_at (a lead cannot be scored "
+                             f"before it existed), found as_of {self.as_of.isoformat()} before {shown}{more}")
         return self
 
 
@@ -198,11 +298,36 @@ class ReasonOut(BaseModel):
     group: Literal["fit", "interest"] | None = Field(None, description="fit: who the lead is; interest: what it did.")
 
 
+class LeverOut(BaseModel):
+    """One lever someone can pull, and what the model says it alone would reach."""
+
+    # from_attributes: the core hands over models.decision.Lever dataclasses as they are
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: Literal["action", "confirm"] = Field(description="action: one more activity marketing can invite and the lead "
+                                               "can take; confirm: a BANT answer the rep can confirm in a call.")
+    name: str = Field(description="The activity type (action) or the profile field (confirm), e.g. demo_request, "
+                      "budget_confirmed.", examples=["budget_confirmed"])
+    value: str | None = Field(None, description="For confirm: the answer tried (explain.confirmable), e.g. 'yes'.")
+    text: str = Field(description="The lever in the requested language.", examples=["Budget im Gespräch bestätigen: ja"])
+    probability: float = Field(ge=0, le=1, description="The model's probability for the lead with this lever alone.")
+    score: int = Field(ge=1, le=99, description="That probability as a 1–99 score.")
+    grade: Literal["A", "B", "C", "D"] = Field(description="The grade that probability gets from the model's cut-offs.")
+
+
 class WhatIfOut(BaseModel):
-    actions: dict[str, int] = Field(description="Activity type → how many more, e.g. {\"demo_request\": 1}.")
-    text: str = Field(description="The actions in the requested language, e.g. '1× demo request + 2× pricing page visit'.")
-    probability: float = Field(ge=0, le=1, description="The model's probability with those actions.")
-    score: int = Field(ge=1, le=99)
+    """What would change it: levers one at a time, and the smallest action set over the sales threshold."""
+
+    actions: dict[str, int] = Field(description="The smallest action set over the sales threshold: activity type → how "
+                                    "many more, e.g. {\"demo_request\": 1}; {} when no set of a few actions crosses.")
+    text: str | None = Field(description="Those actions in the requested language, e.g. '1× demo request + 2× pricing "
+                             "page visit'; null when none cross.")
+    probability: float | None = Field(ge=0, le=1, description="The model's probability with those actions.")
+    score: int | None = Field(ge=1, le=99)
+    grade: Literal["A", "B", "C", "D"] | None = Field(None, description="The grade with those actions.")
+    levers: list[LeverOut] = Field(default_factory=list, description="Each lever alone that raises the score by at least "
+                                   "a point, best first: actions marketing can invite, BANT answers the rep can confirm. "
+                                   "Never fixed facts (company size, industry, title, the lead's age).")
 
 
 class AccountOut(BaseModel):
