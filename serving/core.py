@@ -210,7 +210,7 @@ class ScoringCore:
                 from leadscore.models.whatif import what_would_change
 
                 result.what_if = what_would_change(model, model.online, profile, activities, as_of_us, lang=lang)
-            warnings = live.warnings_for(model.spec, raw, activities, as_of_us)
+            warnings = live.warnings_for(model.spec, raw, activities, as_of_us, lang)
             out.append(Scored(_out(result, None, warnings), result, raw))
         return out
 
