@@ -319,7 +319,7 @@ def glossary_gaps(columns: Mapping[str, Iterable[object]]) -> dict[str, list[str
     g = active_glossary()
     gaps: dict[str, list[str]] = {}
     for name, values in columns.items():
-        if _names_of(name, g) is None:
+        if _names_of(_base_name(name, g), g) is None:
             gaps[name] = []
         entry = g.fields.get(name)
         if entry is not None and entry.verbatim:
@@ -393,6 +393,14 @@ def _names_of(name: str, g: Glossary) -> tuple[str, str] | None:
     if entry is not None:
         return entry.names
     return g.values.get("activity_type", {}).get(name) or None
+
+
+def _base_name(feature: str, g: Glossary) -> str:
+    """The name a feature's label is made of: the activity type of a windowed count, else itself."""
+    if feature in g.fields:
+        return feature
+    match = _DECAYED.match(feature) or _WINDOW.match(feature)
+    return match["what"] if match else feature
 
 
 def _humanise(name: str) -> str:
