@@ -54,11 +54,18 @@ LABELS: dict[str, dict[str, str]] = {
         "what_if": "What would change it",
         "account": "Account",
         "account_line": "{key}: {n} lead(s) in this view, account score {score}",
-        "what_if_score": "These actions would lift the score to {s} (sales-ready):",
-        "what_if_plain": "These actions would make the lead sales-ready:",
+        "levers": "Each of these alone would raise the score:",
+        "lever_target": "score {s}, grade {g}",
+        "what_if_score": "Together, these actions would lift the score to {s} (sales-ready):",
+        "what_if_plain": "Together, these actions would make the lead sales-ready:",
+        "no_combination": "Even a few of these actions together would not make it sales-ready yet.",
+        "nothing_moves": "Nothing marketing or sales can do now would make the lead sales-ready.",
+        "confirm_only": "Worked out from the stored score: only what the rep can confirm in a call. "
+                        "Score the lead again to see which actions would help.",
+        "nothing_to_confirm": "Nothing the rep can confirm in a call would raise the score. "
+                              "Score the lead again to see which actions would help.",
+        "not_worked_out": "Not worked out for this score: the model suggests levers when it scores the lead.",
         "already_ready": "Already sales-ready: it meets the agreed threshold for a hand-over now.",
-        "holds_back": "What holds it back:",
-        "nothing_holds": "No single signal holds it back; more interest would raise it.",
         "scorer": "Scorer",
         "scorer_model": "Model",
         "scorer_rules": "Rules (SLA points)",
@@ -106,7 +113,7 @@ LABELS: dict[str, dict[str, str]] = {
         "nurture_as_recommender": "Als Empfehlungsgeber pflegen",
         "no_further_attention": "Keine weitere Betreuung",
         "recommendation": "Empfehlung",
-        "advice": "Ein Rat, die Entscheidung liegt bei Ihnen: Niemand wird automatisch aussortiert.",
+        "advice": "Ein Rat – die Entscheidung liegt bei Ihnen: Niemand wird automatisch aussortiert.",
         "reasons": "Warum dieser Score",
         "raises": "Hebt den Score",
         "lowers": "Senkt den Score",
@@ -115,11 +122,18 @@ LABELS: dict[str, dict[str, str]] = {
         "what_if": "Was ihn ändern würde",
         "account": "Account",
         "account_line": "{key}: {n} Lead(s) in dieser Ansicht, Account-Score {score}",
-        "what_if_score": "Diese Aktionen würden den Score auf {s} heben (vertriebsbereit):",
-        "what_if_plain": "Diese Aktionen würden den Lead vertriebsbereit machen:",
+        "levers": "Jede dieser Maßnahmen würde den Score schon allein heben:",
+        "lever_target": "Score {s}, Klasse {g}",
+        "what_if_score": "Zusammen würden diese Aktionen den Score auf {s} heben (vertriebsbereit):",
+        "what_if_plain": "Zusammen würden diese Aktionen den Lead vertriebsbereit machen:",
+        "no_combination": "Auch einige dieser Aktionen zusammen würden ihn noch nicht vertriebsbereit machen.",
+        "nothing_moves": "Nichts, was Marketing oder Vertrieb jetzt tun kann, würde den Lead vertriebsbereit machen.",
+        "confirm_only": "Aus dem gespeicherten Score ermittelt: nur, was der Vertrieb im Gespräch bestätigen kann. "
+                        "Bewerten Sie den Lead neu, um zu sehen, welche Aktionen helfen würden.",
+        "nothing_to_confirm": "Nichts, was der Vertrieb im Gespräch bestätigen kann, würde den Score heben. "
+                              "Bewerten Sie den Lead neu, um zu sehen, welche Aktionen helfen würden.",
+        "not_worked_out": "Für diesen Score nicht ermittelt: Hebel schlägt das Modell vor, wenn es den Lead bewertet.",
         "already_ready": "Bereits vertriebsbereit: Der Lead erreicht die vereinbarte Schwelle für die Übergabe.",
-        "holds_back": "Was ihn zurückhält:",
-        "nothing_holds": "Kein einzelnes Signal hält ihn zurück; mehr Interesse würde ihn heben.",
         "scorer": "Bewertet von",
         "scorer_model": "Modell",
         "scorer_rules": "Regeln (SLA-Punkte)",
@@ -131,7 +145,7 @@ LABELS: dict[str, dict[str, str]] = {
         "do_not_profile": "Der Lead hat der Profilbildung widersprochen und wird daher nicht bewertet.",
         "effect": "Wirkung {e}",
         "form_title": "Lead bewerten",
-        "form_intro": 'Fügen Sie einen Lead als JSON ein — {"lead": {…}, "activities": […]} — und sehen Sie seine Karte.',
+        "form_intro": 'Fügen Sie einen Lead als JSON ein — {"lead": {…}, "activities": […]} — und sehen Sie sich seine Karte an.',
         "form_json": "Lead als JSON",
         "form_lang": "Sprache der Karte",
         "form_submit": "Karte anzeigen",
@@ -168,6 +182,16 @@ class CardReason:
 
 
 @dataclass
+class CardLever:
+    """One lever (models.whatif): what to do, already phrased, and what it alone would reach."""
+
+    text: str  # e.g. "1× Demo-Anfrage" or "Budget im Gespräch bestätigen: ja"
+    score: int  # 1..99
+    grade: str | None  # A..D
+    kind: str = "action"  # "action" | "confirm"
+
+
+@dataclass
 class CardData:
     lead_id: str  # the CRM's id (shown to the rep, who already knows it)
     score: int | None  # 1..99; None when not scored (see not_scored_reason)
@@ -181,7 +205,7 @@ class CardData:
     reasons: list[CardReason]  # strongest first, positive and negative
     history: list[tuple[datetime, int]]  # (scored_at, score) oldest first; may be empty or one point
     score_change: int | None  # score minus previous score, None if no previous
-    what_if_text: str | None  # e.g. "1× demo request + 2× pricing page visit" (in language) or None
+    what_if_text: str | None  # the smallest action set over the threshold, e.g. "1× demo request + 2× pricing page visit"
     what_if_score: int | None  # the score those actions would give
     scorer: str  # "model" | "rules"
     model_version: str | None
@@ -190,6 +214,12 @@ class CardData:
     not_scored_reason: str | None = None  # e.g. the lead objected to profiling (do_not_profile)
     # The lead's account: (key, leads, account score 1–99, buying-centre coverage sentence), if known.
     account: tuple[str, int, int, str] | None = None
+    # What would change it, each lever alone, best first. None: not worked out for this score (the
+    # rules answered); []: worked out, and nothing anyone can do moves the lead.
+    what_if_levers: list[CardLever] | None = None
+    what_if_grade: str | None = None  # the grade the action set (what_if_text) would give
+    # False: a stored score, whose activity history is not at hand: only confirmations were tried.
+    what_if_actions_tried: bool = True
 
 
 def render_card(card: CardData, lang: str = "en") -> str:
@@ -475,23 +505,50 @@ def _reasons_panel(card: CardData, t: dict[str, str]) -> str:
 
 
 def _what_if_panel(card: CardData, t: dict[str, str]) -> str:
+    """Levers someone can pull (models.whatif), each with the score and grade it alone would reach,
+    then the action set that makes the lead sales-ready; never the reasons that lower the score."""
     if card.sales_ready:
         inner = f'<p class="ok">✓ {escape(t["already_ready"])}</p>'
-    elif card.what_if_text:
+        return f'<section class="panel" id="what-if"><h2>{escape(t["what_if"])}</h2>{inner}</section>'
+    parts = []
+    levers = card.what_if_levers or []
+    if levers:
+        lis = "".join(
+            f'<li class="lever lever-{escape(lv.kind)}"><span class="lever-text">{escape(lv.text)}</span>'
+            f'<span class="target" title="{escape(_lever_target(lv, t))}">→ {int(lv.score)}</span>'
+            + (f'<span class="badge grade g-{lv.grade}">{escape(t["grade"].format(g=lv.grade))}</span>'
+               if lv.grade in GRADES else "")
+            + "</li>"
+            for lv in levers
+        )
+        parts.append(f'<p>{escape(t["levers"])}</p><ul class="levers" id="what-if-levers">{lis}</ul>')
+    if card.what_if_text:
         lead_in = t["what_if_score"].format(s=card.what_if_score) if card.what_if_score is not None else t["what_if_plain"]
         target = f'<span class="target">→ {int(card.what_if_score)}</span>' if card.what_if_score is not None else ""
-        inner = (
+        grade = (f'<span class="badge grade g-{card.what_if_grade}">{escape(t["grade"].format(g=card.what_if_grade))}</span>'
+                 if card.what_if_grade in GRADES else "")
+        parts.append(
             f'<p>{escape(lead_in)}</p>'
-            f'<p class="actions" id="what-if-actions"><span>{escape(card.what_if_text)}</span>{target}</p>'
+            f'<p class="actions" id="what-if-actions"><span>{escape(card.what_if_text)}</span>{target}{grade}</p>'
         )
+    if card.what_if_levers is None and not card.what_if_text:
+        note = "not_worked_out"
+    elif not card.what_if_actions_tried:
+        note = "confirm_only" if levers else "nothing_to_confirm"
+    elif not parts:
+        note = "nothing_moves"
+    elif not card.what_if_text:
+        note = "no_combination"
     else:
-        negatives = [r for r in card.reasons if r.effect < 0][:MAX_HOLDING_BACK]
-        if negatives:
-            lis = "".join(f"<li>{escape(r.text)}</li>" for r in negatives)
-            inner = f'<p>{escape(t["holds_back"])}</p><ul class="holding" id="holds-back">{lis}</ul>'
-        else:
-            inner = f'<p class="muted">{escape(t["nothing_holds"])}</p>'
-    return f'<section class="panel" id="what-if"><h2>{escape(t["what_if"])}</h2>{inner}</section>'
+        note = None
+    if note:
+        cls = "muted" if parts else "nothing"
+        parts.append(f'<p class="{cls}" id="what-if-note">{escape(t[note])}</p>')
+    return f'<section class="panel" id="what-if"><h2>{escape(t["what_if"])}</h2>{"".join(parts)}</section>'
+
+
+def _lever_target(lever: CardLever, t: dict[str, str]) -> str:
+    return t["lever_target"].format(s=int(lever.score), g=lever.grade or "–")
 
 
 def _account_panel(card: CardData, t: dict[str, str]) -> str:
@@ -643,8 +700,13 @@ h3.up{color:var(--up)}h3.down{color:var(--down)}
 .actions{display:flex;flex-wrap:wrap;align-items:center;gap:6px 12px;font-size:16px;font-weight:600;color:var(--ink);margin:4px 0 0}
 .actions>span:first-child{background:#eff6ff;border:1px solid #bfdbfe;border-radius:8px;padding:6px 10px}
 .target{color:var(--up);font-size:20px;font-weight:800;white-space:nowrap}
-.holding{margin:0;padding-left:20px}
-.holding li{margin:3px 0}
+.levers{list-style:none;margin:0 0 10px;padding:0}
+.lever{display:flex;flex-wrap:wrap;align-items:center;gap:4px 10px;padding:6px 0;border-top:1px solid #f1f2f4}
+.lever:first-child{border-top:0}
+.lever-text{flex:1 1 200px;min-width:0;overflow-wrap:anywhere;font-weight:600;color:var(--ink)}
+.lever .target{font-size:16px}
+.lever .badge.grade,.actions .badge.grade{font-size:12px;padding:2px 9px}
+.nothing{color:var(--text)}
 .ok{color:#14532d;font-weight:600}
 .not-scored h2{font-size:20px;text-transform:none;letter-spacing:0;color:var(--ink)}
 .not-scored-reason{font-size:15px}

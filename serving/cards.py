@@ -13,7 +13,7 @@ import pandas as pd
 from leadscore.models.accounts import account_score, coverage_sentence
 from leadscore.models.change import encode_raw
 from leadscore.models.decision import LeadScore, score_from_probability
-from leadscore.serving.card import CardData, CardReason, render_card
+from leadscore.serving.card import CardData, CardLever, CardReason, render_card
 from leadscore.serving.core import Scored, ScoringCore
 from leadscore.serving.ledger import LedgerEntry, LedgerError
 
@@ -56,8 +56,26 @@ def card_from_history(core: ScoringCore, lead_id: str, entries: list[LedgerEntry
         score_change=last.score - entries[-2].score if len(entries) >= 2 else None,
         what_if_text=None, what_if_score=None, scorer=last.scorer, model_version=last.model_version,
         fallback_reason=None, as_of=last.as_of, account=account_view(core, last, lang),
+        what_if_levers=recorded_levers(core, last, lang), what_if_actions_tried=False,
     )
     return render_card(data, lang)
+
+
+def recorded_levers(core: ScoringCore, entry: LedgerEntry, lang: str) -> list[CardLever] | None:
+    """What the rep can confirm in a call, worked out from a stored model score's recorded feature
+    values by the model version that gave it (the ledger keeps no activity history, so actions
+    cannot be tried); None when the rules gave the score or that version cannot be loaded."""
+    from leadscore.models.whatif import confirm_levers
+
+    if entry.scorer != "model":
+        return None
+    try:
+        model = core.model_for(entry.model_version)
+        if model is None:
+            return None
+        return [CardLever(lv.text, lv.score, lv.grade, lv.kind) for lv in confirm_levers(model, entry.features, lang=lang)]
+    except Exception:  # noqa: BLE001 — a card without levers beats no card
+        return None
 
 
 def account_view(core: ScoringCore, entry: LedgerEntry, lang: str) -> tuple[str, int, int, str] | None:
@@ -90,6 +108,10 @@ def card_from_scored(scored: Scored, entries: list[LedgerEntry], lang: str) -> s
         reasons=[CardReason(r.text, r.effect, r.group) for r in out.reasons],
         history=history, score_change=out.score_change,
         what_if_text=out.what_if.text if out.what_if else None, what_if_score=out.what_if.score if out.what_if else None,
+        what_if_grade=out.what_if.grade if out.what_if else None,
+        # the model works levers out for every lead below the threshold: no answer means nothing moves it
+        what_if_levers=[CardLever(lv.text, lv.score, lv.grade, lv.kind) for lv in out.what_if.levers] if out.what_if
+        else [] if out.scorer == "model" else None,
         scorer=out.scorer or "rules", model_version=out.model_version, fallback_reason=out.fallback_reason,
         as_of=entries[-1].as_of if entries else None,
         account=(out.account.key, out.account.n_leads, out.account.score, out.account.coverage_text)

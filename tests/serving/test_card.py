@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from leadscore.serving.card import CardData, CardReason, render_card, render_form
+from leadscore.serving.card import CardData, CardLever, CardReason, render_card, render_form
 from tests.browser import chromium_path, dump_dom, screenshot
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -77,6 +77,8 @@ def cold_lead(**changes) -> CardData:
         score_change=-7,
         what_if_text="1× demo request + 2× pricing page visit",
         what_if_score=64,
+        what_if_grade="B",
+        what_if_levers=[CardLever("1× demo request", 41, "C"), CardLever("Confirm the budget in the call: yes", 35, "C", "confirm")],
         scorer="model",
         model_version="7",
         fallback_reason=None,
@@ -107,6 +109,10 @@ def german_lead() -> CardData:
         score_change=3,
         what_if_text=None,
         what_if_score=None,
+        what_if_grade=None,
+        what_if_levers=[CardLever("Budget im Gespräch bestätigen: ja", 55, "B", "confirm"),
+                        CardLever("Kaufzeitraum bestätigen: unter 3 Monaten", 52, "B", "confirm"),
+                        CardLever("1× Demo-Anfrage", 50, "C")],
     )
 
 
@@ -130,7 +136,7 @@ def test_hot_lead_shows_score_grade_ready_and_rising_trend():
     assert _current_cell(html) == "A1"
     assert 'class="q here" data-quadrant="hand_to_sales"' in html
     assert "Ready: hand to sales" in html and "nothing is disqualified automatically" in html
-    assert "Already sales-ready" in html and 'id="holds-back"' not in html
+    assert "Already sales-ready" in html and 'id="what-if-levers"' not in html
     assert 'id="fallback"' not in html
     assert "Model" in html and 'id="model-version">7<' in html and "2026-06-03 09:15 UTC" in html
 
@@ -146,6 +152,11 @@ def test_reasons_are_split_by_direction_and_tagged():
     assert raises.index("Requested a demo") < raises.index("Visited the pricing page") < raises.index("Company size")
 
 
+def _what_if(html: str) -> str:
+    start = html.index('id="what-if"')
+    return html[start:html.index("</section>", start)]
+
+
 def test_cold_lead_shows_what_if_falling_trend_and_right_cell():
     html = render_card(cold_lead())
     assert "Not sales-ready yet" in html and "Grade C" in html
@@ -153,16 +164,51 @@ def test_cold_lead_shows_what_if_falling_trend_and_right_cell():
     assert _current_cell(html) == "B3"
     assert 'data-quadrant="keep_nurturing"' in html and 'class="q here" data-quadrant="keep_nurturing"' in html
     actions = html[html.index('id="what-if-actions"'):]
-    assert "1× demo request + 2× pricing page visit" in actions and "→ 64" in actions
+    assert "1× demo request + 2× pricing page visit" in actions and "→ 64" in actions and "Grade B" in actions
     assert "lift the score to 64" in html
 
 
-def test_without_what_if_the_card_shows_what_holds_the_lead_back():
-    html = render_card(cold_lead(what_if_text=None, what_if_score=None, score_change=None, history=[]))
-    held = html[html.index('id="holds-back"'):]
-    assert "No activity for 41 days" in held and "free-mail" in held and "Industry" not in held
+def test_what_if_lists_levers_with_score_and_grade_and_never_the_negative_reasons():
+    panel = _what_if(render_card(cold_lead()))
+    levers = panel[panel.index('id="what-if-levers"'):panel.index("</ul>")]
+    assert levers.count('<li class="lever') == 2
+    demo = levers[levers.index("1× demo request"):levers.index("Confirm the budget")]
+    assert "→ 41" in demo and "Grade C" in demo and "score 41, grade C" in demo
+    assert "Confirm the budget in the call: yes" in levers and 'class="lever lever-confirm"' in levers
+    assert levers.index("1× demo request") < levers.index("Confirm the budget")  # best first, as given
+    for negative in ("No activity for 41 days", "free-mail", "Industry", "holds"):
+        assert negative not in panel, negative
+    # levers but no action set over the threshold: said so, still no negative reasons
+    alone = _what_if(render_card(cold_lead(what_if_text=None, what_if_score=None, what_if_grade=None)))
+    assert "1× demo request" in alone and 'id="what-if-actions"' not in alone
+    assert "would not make it sales-ready yet" in alone and "No activity" not in alone
+
+
+def test_what_if_says_plainly_when_nothing_moves_the_lead():
+    nothing = cold_lead(what_if_text=None, what_if_score=None, what_if_grade=None, what_if_levers=[],
+                        score_change=None, history=[])
+    html = render_card(nothing)
+    panel = _what_if(html)
+    assert "Nothing marketing or sales can do now would make the lead sales-ready." in panel
+    assert "<li" not in panel and "No activity for 41 days" not in panel and "free-mail" not in panel
+    de = _what_if(render_card(nothing, lang="de"))
+    assert "Nichts, was Marketing oder Vertrieb jetzt tun kann, würde den Lead vertriebsbereit machen." in de
     assert "First score" in html and 'id="sparkline"' not in html
     assert "▲" not in html[html.index('id="change"') - 40:html.index('id="change"') + 200]
+    # not worked out (the rules answered) is not the same as nothing
+    rules = _what_if(render_card(cold_lead(what_if_text=None, what_if_score=None, what_if_levers=None, scorer="rules")))
+    assert "Not worked out for this score" in rules and "Nothing marketing" not in rules and "No activity" not in rules
+
+
+def test_a_stored_score_offers_only_what_the_rep_can_confirm():
+    stored = cold_lead(what_if_text=None, what_if_score=None, what_if_actions_tried=False,
+                       what_if_levers=[CardLever("Budget im Gespräch bestätigen: ja", 35, "C", "confirm")])
+    panel = _what_if(render_card(stored, lang="de"))
+    assert "Budget im Gespräch bestätigen: ja" in panel and "→ 35" in panel and "Klasse C" in panel
+    assert "Bewerten Sie den Lead neu" in panel and "Nichts, was Marketing" not in panel
+    none = _what_if(render_card(cold_lead(what_if_text=None, what_if_score=None, what_if_actions_tried=False,
+                                          what_if_levers=[])))
+    assert "Nothing the rep can confirm in a call would raise the score" in none and "No activity" not in none
 
 
 def test_rules_fallback_is_visible():
@@ -193,6 +239,7 @@ def test_text_from_data_is_escaped():
         model_version=EVIL,
         fallback_reason=EVIL,
         what_if_text=EVIL,
+        what_if_levers=[CardLever(EVIL, 40, "C", EVIL)],
         sales_ready=False,
     )
     html = render_card(card)
@@ -205,7 +252,8 @@ def test_german_labels():
     html = render_card(german_lead(), lang="de")
     assert '<html lang="de">' in html
     for label in ("Lead-Score", "Klasse B", "Noch nicht vertriebsbereit", "Passung × Interesse", "Hebt den Score",
-                  "Senkt den Score", "Was ihn ändern würde", "Was ihn zurückhält", "Empfehlung",
+                  "Senkt den Score", "Was ihn ändern würde", "Jede dieser Maßnahmen würde den Score schon allein heben",
+                  "Budget im Gespräch bestätigen: ja", "Klasse C", "Empfehlung",
                   "Niemand wird automatisch aussortiert", "seit dem letzten Score", "Stand", "03.06.2026 09:15 UTC",
                   "47\u00a0%", "Als Empfehlungsgeber pflegen"):
         assert label in html, label
