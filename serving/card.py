@@ -17,7 +17,6 @@ LANGS = ("en", "de")
 GRADES = ("A", "B", "C", "D")
 LEVELS = (1, 2, 3, 4)
 MAX_REASONS_PER_SIDE = 5
-MAX_HOLDING_BACK = 3
 
 # One dict of label texts per language; the card needs a few dozen, an i18n framework would be overkill.
 LABELS: dict[str, dict[str, str]] = {
