@@ -80,8 +80,11 @@ def _known_errors():
 def _params(path: Path | None):
     from leadscore.config.params import load_params
     from leadscore.config.settings import get_settings
+    from leadscore.features.catalog import use_glossary
 
-    return load_params(path or get_settings().params_path)
+    params = load_params(path or get_settings().params_path)
+    use_glossary(params)  # the texts speak the team glossary of the file this command reads
+    return params
 
 
 class _Guard:
@@ -566,6 +569,7 @@ def thresholds(
 
     from leadscore.features.build import compute_features
     from leadscore.features.snapshots import scoring_snapshots
+    from leadscore.models.decision import at_or_above
     from leadscore.models.lgbm import LeadModel
     from leadscore.models.registry import load_champion
     from leadscore.training.metrics import week_codes
@@ -593,7 +597,7 @@ def thresholds(
         view.add_row(f"{row.threshold:.4f}", f"{row.leads_per_week:,.1f}", f"{row.expected_win_rate:.1%}",
                      f"{row.expected_wins_per_week:.1f}", f"{row.expected_share_of_wins:.1%}", mark)
     out.print(view)
-    at = float((p >= model.sales_ready).sum()) / weeks
+    at = float(at_or_above(p, model.sales_ready).sum()) / weeks
     console.print(f"The model's SQL threshold {model.sales_ready:.4f} ({model.info.get('thresholds', {}).get('chosen_by', 'stored')}) "
                   f"puts {at:.1f} leads a week over to sales on this data.", highlight=False)
     if out_file:
@@ -642,18 +646,20 @@ def score(
         "grade": r.grade,
         "fit_grade": r.matrix.fit_grade if r.matrix else None,
         "interest_level": r.matrix.interest_level if r.matrix else None,
-        "recommendation": r.matrix.recommendation if r.matrix else None,
+        "recommendation": r.recommendation,
+        "recommendation_text": r.recommendation_text,
         "sales_ready": r.sales_ready,
         "scorer": r.scorer,
         "model_version": r.model_version,
         "fallback_reason": why,
-        "reasons": " | ".join(f"{reason.effect:+.2f} {reason.text}" for reason in r.reasons),
+        # ▲ raised the score, ▼ lowered it: a rep reads directions, not log-odds or points.
+        "reasons": " | ".join(f"{'▲' if reason.effect > 0 else '▼'} {reason.text}" for reason in r.reasons),
         "what_if": r.what_if.text if r.what_if else None,
         "what_if_probability": r.what_if.probability if r.what_if else None,
     } for r in results]
     out_file.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=["lead_id", "as_of", "probability", "score", "grade", "fit_grade", "interest_level",
-                                "recommendation", "sales_ready", "scorer", "model_version", "fallback_reason", "reasons",
+                                "recommendation", "recommendation_text", "sales_ready", "scorer", "model_version", "fallback_reason", "reasons",
                                 "what_if", "what_if_probability"]).to_csv(out_file, index=False)
     console.print(f"[green]✓[/] scored {len(rows):,} leads with {scorer.name} {scorer.version} → {out_file}")
 

@@ -319,9 +319,10 @@ def _points_text(points: float, lang: Lang) -> str:
         number = f"{int(round(rounded)):+d}"
     else:
         number = f"{rounded:+.1f}"
+    one = number in ("+1", "-1")
     if lang == "de":
-        return f"{number.replace('.', ',')} Punkte"
-    return f"{number} points"
+        return f"{number.replace('.', ',')} {'Punkt' if one else 'Punkte'}"
+    return f"{number} {'point' if one else 'points'}"
 
 
 def _decay_text(half_life_days: float, lang: Lang) -> str:

@@ -64,3 +64,17 @@ def test_real_dataset_rows_one_answer(name):
         texts = [r.recommendation_text for r in results] + [x.text for r in results for x in r.reasons]
         _check(frame, texts if lang == "de" else [])
         assert frame["sales_ready"].any() and not frame["sales_ready"].all()
+
+
+def test_the_cli_speaks_the_team_glossary_of_its_params_file(tmp_path):
+    from leadscore.cli import _params
+    from leadscore.features.catalog import describe, use_glossary
+
+    path = tmp_path / "team.yaml"
+    path.write_text("glossary:\n  fields: {}\n  values:\n    industry:\n      mining: {en: Mining, de: Bergbau}\n")
+    try:
+        _params(path)
+        assert describe("industry", "mining", "de") == "Branche: Bergbau"
+    finally:
+        use_glossary(None)
+    assert "Bergbau" not in describe("industry", "mining", "de")
