@@ -31,7 +31,7 @@ import numpy as np
 
 from leadscore.features.catalog import action, describe, label
 from leadscore.features.online import OnlineFeatures
-from leadscore.models.decision import Lang, Lever, WhatIf, grade_from_cutoffs, score_from_probability
+from leadscore.models.decision import Lang, Lever, WhatIf, at_or_above, grades_of, score_from_probability
 
 # An added action happens this long before as_of (strictly before: as_of itself is not yet known).
 LEAD_TIME_US = 60_000_000
@@ -44,16 +44,6 @@ MAX_LEVERS = 4
 CONFIRM_PHRASES: dict[str, tuple[str, str]] = {
     "budget_confirmed": ("Confirm the budget in the call", "Budget im Gespräch bestätigen"),
     "purchase_timeframe": ("Confirm the purchase timeframe", "Kaufzeitraum bestätigen"),
-}
-# Answers of the demo export's BANT fields, for as long as features.catalog words them no
-# differently from the raw value: raw value → (en, de).
-_ANSWERS: dict[str, tuple[str, str]] = {
-    "yes": ("yes", "ja"),
-    "no": ("no", "nein"),
-    "<3 months": ("under 3 months", "unter 3 Monaten"),
-    "3-6 months": ("3–6 months", "3–6 Monate"),
-    "6-12 months": ("6–12 months", "6–12 Monate"),
-    ">12 months": ("over 12 months", "über 12 Monate"),
 }
 
 
@@ -102,9 +92,8 @@ def confirm_text(name: str, answer: str, lang: Lang = "en") -> str:
     if phrase is None:
         field = label(name, lang)
         phrase = (f"Confirm {field[:1].lower() + field[1:]} in the call", f"{field} im Gespräch bestätigen")
+    # describe() says "<field>: <answer>" in the catalog's words (features/glossary.yaml)
     worded = describe(name, answer, lang).rsplit(": ", 1)[-1]
-    if worded in (answer, answer.replace("_", " ")) and answer in _ANSWERS:
-        worded = _ANSWERS[answer][i]
     return f"{phrase[i]}: {worded}"
 
 
@@ -158,8 +147,8 @@ def confirm_levers(model, raw: Mapping[str, object], *, lang: Lang = "en") -> li
 
 
 def _grade(model, p: np.ndarray) -> list[str]:
-    g = model.grades
-    return grade_from_cutoffs(p, g["a"], g["b"], g["c"])
+    """The grades the model's own cut-offs give (models.decision, tie rule included)."""
+    return grades_of(p, model.cutoffs)
 
 
 def _levers(model, base: float, singles: list[tuple], proba: np.ndarray) -> list[Lever]:
@@ -174,7 +163,7 @@ def _levers(model, base: float, singles: list[tuple], proba: np.ndarray) -> list
 
 
 def _answer(model, levers: list[Lever], combos: list[dict[str, int]], proba: np.ndarray, lang: Lang) -> WhatIf | None:
-    crossing = np.flatnonzero(proba >= model.sales_ready)
+    crossing = np.flatnonzero(at_or_above(proba, model.sales_ready))
     if not len(crossing):
         return WhatIf({}, None, None, None, levers=levers) if levers else None
     sizes = np.array([sum(c.values()) for c in combos])

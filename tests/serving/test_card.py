@@ -382,3 +382,57 @@ def test_form_screenshot(tmp_path):
     page.write_text(render_form("/card"), encoding="utf-8")
     png = screenshot(page, ARTIFACTS / "form_en.png", width=700, height=760)
     assert _distinct_colours(png) > 20
+
+
+# --- with the trained model: the panel as the service fills it -----------------------------------
+
+
+def test_served_what_if_panel_shows_the_models_levers_and_no_reasons(trained, demo_dir):
+    """A freshly scored lead (POST /card) and its stored score (GET /leads/{id}/card), both filled
+    by serving/cards.py from the model: levers with the scores they reach, never negative reasons."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from leadscore.features.contract import read_export
+    from leadscore.features.online import activity_lists, as_of_micros, profile_dicts
+    from leadscore.features.snapshots import scoring_snapshots
+    from leadscore.models.whatif import what_would_change
+    from leadscore.serving.cards import card_from_history, card_from_scored
+    from leadscore.serving.core import Scored, _out
+    from leadscore.serving.ledger import LedgerEntry
+
+    model = trained["model"]
+    export = read_export(demo_dir)
+    as_of = export.data_end - pd.Timedelta(days=20)
+    profiles, histories, t = profile_dicts(export.leads), activity_lists(export.activities), as_of_micros(as_of)
+    found = None
+    for lead_id in scoring_snapshots(export, as_of)["lead_id"].astype(str):
+        result = model.score_one(profiles[lead_id], histories.get(lead_id, []), t, lang="de")
+        if result.sales_ready or not any(r.effect < 0 for r in result.reasons):
+            continue
+        result.what_if = what_would_change(model, model.online, profiles[lead_id], histories.get(lead_id, []), t, lang="de")
+        if result.what_if and "budget_confirmed" in {lv.name for lv in result.what_if.levers}:
+            found = lead_id, result
+            break
+    assert found, "no lead below the threshold with an unconfirmed budget that confirming would raise"
+    lead_id, result = found
+    raw, _ = model.online.features(profiles[lead_id], histories.get(lead_id, []), t)
+    negatives = [r.text for r in result.reasons if r.effect < 0]
+
+    fresh = _what_if(card_from_scored(Scored(_out(result, None, []), result, raw), [], "de"))
+    for lv in result.what_if.levers:
+        assert lv.text in fresh and f"→ {lv.score}" in fresh and f"Klasse {lv.grade}" in fresh
+    assert all(text not in fresh for text in negatives)
+
+    recorded = {k: (None if isinstance(v, float) and v != v else v) for k, v in raw.items()}
+    entry = LedgerEntry(lead_key="k", as_of=as_of.to_pydatetime(), scored_at=as_of.to_pydatetime(), scorer="model",
+                        model_version=model.version, probability=result.probability, score=result.score,
+                        grade=result.grade, reasons=[], features=recorded, fit_grade=result.matrix.fit_grade,
+                        interest_level=result.matrix.interest_level, matrix_cell=result.matrix.cell, lang="de")
+    core = SimpleNamespace(model_for=lambda version: model if version == model.version else None)
+    stored = _what_if(card_from_history(core, lead_id, [entry], "de"))
+    budget = next(lv for lv in result.what_if.levers if lv.name == "budget_confirmed")
+    assert "Budget im Gespräch bestätigen: ja" in stored and f"→ {budget.score}" in stored
+    assert "Bewerten Sie den Lead neu" in stored and all(text not in stored for text in negatives)
+    assert "Demo-Anfrage" not in stored  # actions need the activity history, which the ledger does not keep
