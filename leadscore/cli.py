@@ -614,7 +614,7 @@ def score(
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A model folder instead of the registry champion."),
     top_k: int = typer.Option(3, "--top-k", min=0, max=20, help="Positive and negative reasons per lead."),
     language: str = typer.Option("en", "--language", help="Language of reasons and recommendations: en or de."),
-    what_if: bool = typer.Option(False, "--what-if", help="For leads below the sales threshold: the fewest actions that would lift them over it."),
+    what_if: bool = typer.Option(False, "--what-if", help="For leads below the sales threshold: the levers that would raise the score (actions, BANT answers to confirm), each with the score and grade it reaches, and the fewest actions that would lift them over it."),
     params_path: Optional[Path] = ParamsOpt,
 ) -> None:
     """Score every lead without an opportunity before --as-of, with the champion (or the rules)."""
@@ -654,13 +654,14 @@ def score(
         "fallback_reason": why,
         # ▲ raised the score, ▼ lowered it: a rep reads directions, not log-odds or points.
         "reasons": " | ".join(f"{'▲' if reason.effect > 0 else '▼'} {reason.text}" for reason in r.reasons),
+        "what_if_levers": " | ".join(f"{lv.text} → {lv.score} ({lv.grade})" for lv in r.what_if.levers) if r.what_if else None,
         "what_if": r.what_if.text if r.what_if else None,
         "what_if_probability": r.what_if.probability if r.what_if else None,
     } for r in results]
     out_file.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=["lead_id", "as_of", "probability", "score", "grade", "fit_grade", "interest_level",
                                 "recommendation", "recommendation_text", "sales_ready", "scorer", "model_version", "fallback_reason", "reasons",
-                                "what_if", "what_if_probability"]).to_csv(out_file, index=False)
+                                "what_if_levers", "what_if", "what_if_probability"]).to_csv(out_file, index=False)
     console.print(f"[green]✓[/] scored {len(rows):,} leads with {scorer.name} {scorer.version} → {out_file}")
 
 

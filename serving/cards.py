@@ -12,7 +12,7 @@ import pandas as pd
 
 from leadscore.models.accounts import account_score, coverage_sentence
 from leadscore.models.change import encode_raw
-from leadscore.models.decision import LeadScore, score_from_probability
+from leadscore.models.decision import LeadScore, decide, matrix, score_from_probability
 from leadscore.serving.card import CardData, CardLever, CardReason, render_card
 from leadscore.serving.core import Scored, ScoringCore
 from leadscore.serving.ledger import LedgerEntry, LedgerError
@@ -43,15 +43,16 @@ def card_from_history(core: ScoringCore, lead_id: str, entries: list[LedgerEntry
     again = rephrase(core, last, lead_id, lang)
     if again is not None:
         reasons = [CardReason(r.text, r.effect, r.group) for r in again.reasons]
-        recommendation = again.matrix.recommendation_text if again.matrix else None
     else:
         reasons = [CardReason(r["text"], r["effect"], r.get("group")) for r in last.reasons]
-        recommendation = None
-    sales_ready = bool(again.sales_ready) if again is not None else last.grade in ("A", "B")
+    # The recorded grade and quadrant decide, by the same rule that served them (models.decision).
+    quadrant = (matrix(last.fit_grade, int(last.interest_level), 0.0, 0.0)
+                if last.fit_grade and last.interest_level else None)
+    decision = decide(last.grade, quadrant, lang)
     data = CardData(
-        lead_id=lead_id, score=last.score, probability=last.probability, grade=last.grade, sales_ready=sales_ready,
-        fit_grade=last.fit_grade, interest_level=last.interest_level, matrix_cell=last.matrix_cell,
-        recommendation_text=recommendation, reasons=reasons,
+        lead_id=lead_id, score=last.score, probability=last.probability, grade=last.grade,
+        sales_ready=decision.sales_ready, fit_grade=last.fit_grade, interest_level=last.interest_level,
+        matrix_cell=last.matrix_cell, recommendation_text=decision.recommendation_text, reasons=reasons,
         history=[(e.scored_at, e.score) for e in entries],
         score_change=last.score - entries[-2].score if len(entries) >= 2 else None,
         what_if_text=None, what_if_score=None, scorer=last.scorer, model_version=last.model_version,

@@ -237,7 +237,7 @@ class ScoreRequest(BaseModel):
                                    "Not before any lead's created_at.")
     top_k: int = Field(3, ge=0, le=20, description="How many positive and how many negative reasons per lead (a JSON integer).")
     language: Literal["en", "de"] = Field("en", description="Language of reasons and recommendation.")
-    what_if: bool = Field(False, description="For leads below the sales threshold, the fewest actions that would "
+    what_if: bool = Field(False, description="For leads below the sales threshold, the levers (actions, BANT answers to confirm) and the fewest actions that would "
                           "lift them over it (model only; ~20 ms per lead).")
 
     @field_validator("as_of", mode="before")
@@ -367,7 +367,7 @@ class ScoreOut(BaseModel):
     recommendation_text: str | None = Field(None, description="The recommendation in the requested language.")
     sales_ready: bool = Field(False, description="At or above the sales (SQL) threshold stored with the scorer.")
     what_if: WhatIfOut | None = Field(
-        None, description="For a lead below the sales threshold (when what_if was asked): the fewest actions that would lift it over.")
+        None, description="For a lead below the sales threshold (when what_if was asked): the levers that raise its score, each with score and grade, and the fewest actions that would lift it over.")
     previous_score: int | None = Field(None, ge=1, le=99, description="The lead's previous score in the ledger, if any.")
     score_change: int | None = Field(None, description="score − previous_score.")
     trend: Literal["improving", "declining", "steady"] | None = Field(
