@@ -154,10 +154,6 @@ def grades_of(values, cutoffs: Cutoffs, excluded=None) -> list[str]:
     return out.tolist()
 
 
-def grade_from_cutoffs(values, a: float, b: float, c: float) -> list[str]:
-    return grades_of(values, Cutoffs(a, b, c))
-
-
 @dataclass(frozen=True)
 class Decision:
     """What a lead gets: grade, sales-ready, and the recommendation, always consistent."""

@@ -48,7 +48,7 @@ from leadscore.features.build import compute_features
 from leadscore.features.snapshots import first_opportunities
 from leadscore.features.spec import NEVER_DAYS
 from leadscore.models.decision import GRADES, at_or_above
-from leadscore.models.rules import RulesConfig, RuleScorer
+from leadscore.models.rules import RuleScorer
 from leadscore.training.plots import _figure, _save
 
 STAGES = ("lead", "mql", "sql", "sal", "opportunity", "won")
