@@ -16,7 +16,7 @@ SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 
 SLA = {
     "name": "test SLA",
-    "grades": {"A": 20, "B": 10, "C": 5},
+    "grades": {"A": 30, "B": 20, "C": 10},
     "thresholds": {"mql": 10, "sql": 20},
     "matrix": {"fit": {"A": 20, "B": 10, "C": 5}, "interest": [20, 10, 5]},
     "probability": {"midpoint": 10, "scale": 5},

@@ -115,7 +115,8 @@ def test_moments_by_hand(hand_made):
     assert sql[["L5", "L6"]].isna().all()
     assert m["sal_at"]["L1"] == T("2025-01-07 10:10:01") and m["sal_at"]["L3"] == T("2025-01-17 10:00:01")
     assert m["sal_at"][["L4", "L5", "L6"]].isna().all()
-    assert m["grade"].to_dict() == {"L1": "B", "L2": "B", "L3": "B", "L4": "A", "L5": "D", "L6": "C"}
+    # grades on the total points (A 100, B 75 = sql, C 50); L5 is an exclusion
+    assert m["grade"].to_dict() == {"L1": "C", "L2": "C", "L3": "C", "L4": "B", "L5": "D", "L6": "D"}
     assert m["points"].to_dict() == {"L1": 55, "L2": 55, "L3": 63, "L4": 75, "L5": 55, "L6": 39}
     assert m["week"].dt.strftime("%Y-%m-%d").tolist() == ["2025-01-06"] * 3 + ["2025-01-13"] * 3
 
@@ -132,12 +133,11 @@ def test_report_by_hand(hand_made, tmp_path):
     assert summary["funnel"] == dict(zip(stages, [6, 5, 4, 3, 4, 3]))
     # Conversions: 5/6; SQL and MQL 4 / MQL 5; SAL and SQL 3/4; opportunity and SAL 3/3; won and opp 3/4.
     assert [rows[("all", "all")][f"conv_{s}"] for s in stages[1:]] == pytest.approx([5 / 6, 4 / 5, 3 / 4, 1.0, 3 / 4])
-    assert [rows[("grade", "A")][s] for s in stages] == [1, 1, 1, 0, 0, 0]
-    assert [rows[("grade", "B")][s] for s in stages] == [3, 3, 3, 3, 3, 2]
-    assert [rows[("grade", "C")][s] for s in stages] == [1, 0, 0, 0, 1, 1]
-    assert [rows[("grade", "D")][s] for s in stages] == [1, 1, 0, 0, 0, 0]
-    assert rows[("grade", "C")]["conv_mql"] == 0
-    assert np.isnan(rows[("grade", "C")]["conv_sql"])  # no MQL to convert from
+    assert ("grade", "A") not in rows or [rows[("grade", "A")][s] for s in stages] == [0] * 6
+    assert [rows[("grade", "B")][s] for s in stages] == [1, 1, 1, 0, 0, 0]
+    assert [rows[("grade", "C")][s] for s in stages] == [3, 3, 3, 3, 3, 2]
+    assert [rows[("grade", "D")][s] for s in stages] == [2, 1, 0, 0, 1, 1]
+    assert rows[("grade", "D")]["conv_mql"] == 0.5 and rows[("grade", "D")]["conv_sql"] == 0
     assert [rows[("week", "2025-01-06")][s] for s in stages] == [3, 3, 3, 3, 3, 2]
     assert [rows[("week", "2025-01-13")][s] for s in stages] == [3, 2, 1, 0, 1, 1]
     assert set(funnel["rejected_by_sales"]) == {"not recorded"}
