@@ -108,8 +108,9 @@ def shown(effect: float) -> bool:
     return round(abs(float(effect)), EFFECT_DECIMALS) > 0
 
 
-def tie_width(cutoff: float) -> float:
-    return TIE_TOLERANCE * max(1.0, abs(float(cutoff)))
+def tie_width(cutoff):
+    """How far below ``cutoff`` a value still counts as at it (arrays give an array)."""
+    return TIE_TOLERANCE * np.maximum(1.0, np.abs(np.asarray(cutoff, dtype="float64")))
 
 
 def at_or_above(value, cutoff: float):

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.config.params import ThresholdParams
-from leadscore.models.decision import TIE_TOLERANCE, at_or_above, tie_width
+from leadscore.models.decision import at_or_above, tie_width
 
 # Cut-offs always shown in a table beside those derived from the capacity.
 STANDARD_CUTOFFS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7)
@@ -31,7 +31,7 @@ CAPACITY_MULTIPLES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 
 def above(value: float) -> float:
-    """The smallest round cut-off that ``value`` is clearly below under the tie rule."""
+    """A cut-off that ``value`` (and its ties) are clearly below under the tie rule."""
     return float(value) + 2 * tie_width(value)
 
 
@@ -44,8 +44,7 @@ def count_at_or_above(p: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
     """How many of ``p`` are at or above each cut-off under the tie rule (``models.decision``)."""
     asc = np.sort(np.asarray(p, dtype=float))
     cutoffs = np.asarray(cutoffs, dtype=float)
-    widths = TIE_TOLERANCE * np.maximum(1.0, np.abs(cutoffs))
-    return len(asc) - np.searchsorted(asc, cutoffs - widths, side="left")
+    return len(asc) - np.searchsorted(asc, cutoffs - tie_width(cutoffs), side="left")
 
 
 def cutoff_for_volume(p: np.ndarray, n_weeks: int, per_week: float) -> float:
