@@ -16,6 +16,16 @@ Three checks, each a cheap statistic with a sentence of evidence:
 - ``named_like_sales_field``: the column's name has a word of a field that sales or the CRM
   writes about a lead once it is worked (status, stage, quality, tags, owner, outcome, won …)
   *and* the column carries signal (single-feature AUC at or above ``name_auc_threshold``).
+- ``identifier``: (nearly) every lead with a value holds a value no other lead has — an id, a
+  phone number, an e-mail address under a header the contract does not know, free text. Not a
+  leak but personal data or noise: never a feature. Text columns count from
+  ``identifier_share`` on; numbers only when they are whole and no two leads share one (an id),
+  so honest amounts, counts and durations pass; dates are left to ``dated_after_snapshot``.
+
+Folds are grouped by lead when ``groups`` (lead ids) are given: an event export has a snapshot
+of each lead every week, and per-row folds would put a lead's other snapshots, with its label,
+in the training folds of each one, so a column unique per lead would "rank the label" almost
+perfectly. Every threshold defaults to the packaged params.yaml (``audit:``).
 
 Why a name check: a statistic cannot tell a leak from a strong honest feature of the same
 strength. X Education's ``Lead Quality`` ("the intuition of the employee who has been assigned
@@ -37,7 +47,12 @@ from scipy.stats import rankdata
 
 import re
 
-Check = Literal["single_feature_auc", "filled_only_for_positives", "dated_after_snapshot", "named_like_sales_field"]
+from leadscore.config.params import default_params
+from leadscore.features.contract import parse_timestamps
+
+Check = Literal[
+    "single_feature_auc", "filled_only_for_positives", "dated_after_snapshot", "named_like_sales_field", "identifier",
+]
 # Words (whole words of a column name, any case) of fields written after a lead is worked.
 SALES_FIELD_WORDS: tuple[str, ...] = (
     "status", "stage", "quality", "tag", "tags", "rating", "score", "grade", "owner", "assigned",
@@ -49,6 +64,12 @@ SEED = 0
 # "Filled only for positives" needs positives to be a minority, and enough filled rows to mean anything.
 FILL_MAX_BASE_RATE = 0.5
 FILL_MIN_ROWS = 10
+# Text whose values parse as timestamps this often holds dates, not identifiers.
+DATE_SHARE = 0.95
+DATE_SAMPLE = 1000
+# How to drop a flagged column, when the caller does not say which kind of export it audits.
+DROP_HOW = ("list them with a reason: `features.exclude` in params.yaml (event export) or the spec's "
+            "`drop:` with a `why` (flat export)")
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,7 @@ class AuditResult:
     checked: int
     single_feature_auc: dict[str, float] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
+    drop_how: str = DROP_HOW  # where a user leaves a column out, for LeakageError's last line
 
     @property
     def passed(self) -> bool:
@@ -98,7 +120,7 @@ class LeakageError(ValueError):
         self.result = result
         lines = [f"leakage audit: {len(result.findings)} finding(s) in {result.checked} columns"]
         lines += [f"  - {f}" for f in result.findings]
-        lines.append("drop these columns (with a why), or pass --allow-leaky (allow_leaky=True) to keep them knowingly")
+        lines.append(f"to leave them out, {result.drop_how}; or pass --allow-leaky (allow_leaky=True) to keep them knowingly")
         super().__init__("\n".join(lines))
 
 
@@ -115,27 +137,46 @@ def audit_features(
     *,
     times: pd.DataFrame | None = None,
     as_of: pd.Series | None = None,
-    auc_threshold: float = 0.90,
-    fill_threshold: float = 0.95,
+    groups: pd.Series | np.ndarray | None = None,
+    auc_threshold: float | None = None,
+    fill_threshold: float | None = None,
     name_words: tuple[str, ...] | list[str] | None = None,
-    name_auc_threshold: float = 0.70,
+    name_auc_threshold: float | None = None,
+    identifier_share: float | None = None,
+    identifier_min_rows: int | None = None,
+    drop_how: str = DROP_HOW,
 ) -> AuditResult:
     """Check every column of ``features`` against the 0/1 ``label`` (same rows, same order).
 
+    ``groups`` (e.g. the lead id of each snapshot) keeps all rows of a group in one fold of the
+    out-of-fold encodings, and makes the identifier check count groups, not rows; without it
+    every row is its own group (a flat export, one row per lead).
     ``times`` holds, per feature column (same name), when each value was recorded; with
     ``as_of`` (each row's snapshot) any value dated at or after its snapshot is a finding.
     ``name_words`` (default ``SALES_FIELD_WORDS``) are the words that make a column with a
-    single-feature AUC of ``name_auc_threshold`` or more suspicious. Pure: nothing is logged or written.
+    single-feature AUC of ``name_auc_threshold`` or more suspicious. A threshold not given is the
+    packaged params.yaml's (``audit:``). ``drop_how`` ends a ``LeakageError``: where this kind of
+    export leaves a column out. Pure: nothing is logged or written.
     """
+    shipped = default_params().audit
+    auc_threshold = shipped.auc_threshold if auc_threshold is None else auc_threshold
+    fill_threshold = shipped.fill_threshold if fill_threshold is None else fill_threshold
+    name_auc_threshold = shipped.name_auc_threshold if name_auc_threshold is None else name_auc_threshold
+    identifier_share = shipped.identifier_share if identifier_share is None else identifier_share
+    identifier_min_rows = shipped.identifier_min_rows if identifier_min_rows is None else identifier_min_rows
     words = {w.lower() for w in (SALES_FIELD_WORDS if name_words is None else name_words)}
     y = _binary(label, len(features))
     if (times is None) != (as_of is None):
         raise ValueError("give both times and as_of, or neither")
-    folds = _folds(y)
+    group_codes = _group_codes(groups, len(features))
+    folds = _folds(y, group_codes)
     findings: list[Finding] = []
     aucs: dict[str, float] = {}
     for col in features.columns:
         values = features[col]
+        ident = _identifier(values, group_codes, identifier_share, identifier_min_rows, grouped=groups is not None)
+        if ident:
+            findings.append(Finding(str(col), "identifier", ident))
         auc, how = _single_auc(values, y, folds)
         aucs[str(col)] = auc
         if auc >= auc_threshold:
@@ -148,7 +189,7 @@ def audit_features(
                 str(col), "named_like_sales_field",
                 f"its name has '{hit}', like a field sales or the CRM fills in once a lead is worked, and it "
                 f"carries signal: alone it ranks the label with AUC {auc:.3f} (threshold for such names "
-                f"{name_auc_threshold:.2f}){_where_filled(values, y)}",
+                f"{name_auc_threshold:.2f}){_where_filled(values, y, group_codes)}",
             ))
         fill = _filled_only_for_positives(values, y, fill_threshold)
         if fill:
@@ -159,7 +200,69 @@ def audit_features(
         findings=findings,
         checked=features.shape[1],
         single_feature_auc=aucs,
-        thresholds={"auc": auc_threshold, "fill": fill_threshold, "name_auc": name_auc_threshold},
+        thresholds={"auc": auc_threshold, "fill": fill_threshold, "name_auc": name_auc_threshold,
+                    "identifier_share": identifier_share, "identifier_min_rows": identifier_min_rows},
+        drop_how=drop_how,
+    )
+
+
+def _group_codes(groups: pd.Series | np.ndarray | None, n: int) -> np.ndarray:
+    """One integer per row naming its group; every row its own group when ``groups`` is None."""
+    if groups is None:
+        return np.arange(n, dtype=np.int64)
+    values = pd.Series(np.asarray(groups, dtype=object))
+    if len(values) != n:
+        raise ValueError(f"groups has {len(values)} rows, features {n}")
+    if values.isna().any():
+        raise ValueError(f"groups has {int(values.isna().sum())} missing values")
+    return pd.factorize(values)[0].astype(np.int64)
+
+
+def _identifier(values: pd.Series, groups: np.ndarray, share_min: float, min_rows: int, *, grouped: bool) -> str | None:
+    """Evidence that the column names its leads rather than describes them, or None.
+
+    Counted per group (lead): the leads with a value, and how many of them hold a value no other
+    lead holds. Text needs ``share_min`` of them; a number must be whole and shared by no two
+    leads (an id, a phone number stored as a number), so that amounts, counts and durations —
+    honest, and often near-unique — pass. Booleans, datetimes and text that reads as dates pass.
+    """
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return None
+    filled = values.notna().to_numpy()
+    if int(filled.sum()) < min_rows:
+        return None
+    numeric = pd.api.types.is_numeric_dtype(values)
+    present = values[filled]
+    if numeric:
+        x = present.to_numpy(dtype="float64")
+        if not np.all(np.isfinite(x) & (x == np.round(x))):
+            return None
+        keys = pd.Series(x)
+        need = 1.0
+    else:
+        keys = pd.Series(present.astype(str).to_numpy(dtype=object))
+        sample = keys.drop_duplicates().head(DATE_SAMPLE)
+        if parse_timestamps(sample).notna().mean() >= DATE_SHARE:
+            return None
+        need = share_min
+    pairs = pd.DataFrame({"group": groups[filled], "value": keys.to_numpy()}).drop_duplicates()
+    n_groups = int(pairs["group"].nunique())
+    if n_groups < min_rows:
+        return None
+    leads_per_value = pairs.groupby("value", sort=False)["group"].size()
+    alone = leads_per_value.index[leads_per_value.to_numpy() == 1]
+    # Leads whose every value is theirs alone.
+    only_theirs = pairs.assign(alone=pairs["value"].isin(alone)).groupby("group")["alone"].all()
+    n_alone = int(only_theirs.sum())
+    share = n_alone / n_groups
+    if share < need:
+        return None
+    unit = "leads" if grouped else "rows"
+    kind = "whole numbers" if numeric else "distinct values"
+    return (
+        f"looks like an identifier or personal data: {len(leads_per_value):,} {kind} in {n_groups:,} {unit} with a "
+        f"value, {n_alone:,} ({share:.1%}) held by no other {unit[:-1]} (threshold {need:.0%}) — an id, phone number, "
+        "e-mail address or free text is never a feature; drop it"
     )
 
 
@@ -169,12 +272,12 @@ def _sales_word(name: str, words: set[str]) -> str | None:
     return next((t.lower() for t in tokens if t.lower() in words), None)
 
 
-def _where_filled(values: pd.Series, y: np.ndarray) -> str:
+def _where_filled(values: pd.Series, y: np.ndarray, groups: np.ndarray) -> str:
     """'; where filled (n rows) AUC x' when the column is partly missing and both classes have values."""
     filled = values.notna().to_numpy()
     if filled.all() or not 0 < y[filled].sum() < filled.sum() or filled.sum() < FILL_MIN_ROWS:
         return ""
-    auc, _ = _single_auc(values[filled].reset_index(drop=True), y[filled], _folds(y[filled]))
+    auc, _ = _single_auc(values[filled].reset_index(drop=True), y[filled], _folds(y[filled], groups[filled]))
     return f"; on the {int(filled.sum()):,} rows where it is filled, AUC {auc:.3f}"
 
 
@@ -192,14 +295,20 @@ def _binary(label: pd.Series, n: int) -> np.ndarray:
     return values
 
 
-def _folds(y: np.ndarray) -> np.ndarray:
-    """A fold number per row, stratified by label, reproducible."""
+def _folds(y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """A fold number per row, reproducible: every row of a group (lead) in the same fold, groups
+    stratified by their label (positive if any of their rows is). Without groups, one per row."""
+    if groups is None:
+        groups = np.arange(len(y), dtype=np.int64)
+    codes, uniques = pd.factorize(groups)
+    group_y = np.zeros(len(uniques), dtype=np.int64)
+    np.maximum.at(group_y, codes, y)
     rng = np.random.default_rng(SEED)
-    fold = np.empty(len(y), dtype=np.int64)
+    group_fold = np.empty(len(uniques), dtype=np.int64)
     for cls in (0, 1):
-        idx = np.flatnonzero(y == cls)
-        fold[rng.permutation(idx)] = np.arange(len(idx)) % FOLDS
-    return fold
+        idx = np.flatnonzero(group_y == cls)
+        group_fold[rng.permutation(idx)] = np.arange(len(idx)) % FOLDS
+    return group_fold[codes]
 
 
 def _auc(score: np.ndarray, y: np.ndarray) -> float:

@@ -33,9 +33,14 @@ class FeatureParams(_Strict):
     engagement_half_life_days: float = Field(gt=0)
     engagement_weights: dict[str, float]
     engine: Literal["numpy", "duckdb", "pyspark"]
+    # Columns (of the export, or feature names) that never become features: column → why.
+    exclude: dict[str, str]
 
     @model_validator(mode="after")
     def _check(self) -> "FeatureParams":
+        blank = sorted(k for k, why in self.exclude.items() if not str(why).strip())
+        if blank:
+            raise ValueError(f"exclude: every column needs a reason (why it is left out), found none for {blank}")
         bad = {k: v for k, v in self.column_types.items() if v not in ("numeric", "category")}
         if bad:
             raise ValueError(f"column_types values must be 'numeric' or 'category', found {bad}")
@@ -72,6 +77,10 @@ class AuditParams(_Strict):
     fill_threshold: float = Field(gt=0.5, le=1)
     name_words: list[str] | None  # None: training.audit.SALES_FIELD_WORDS
     name_auc_threshold: float = Field(gt=0.5, le=1)
+    # An identifier or personal data (id, phone, e-mail, free text): at least this share of the
+    # leads with a value hold a value no other lead has …
+    identifier_share: float = Field(gt=0, le=1)
+    identifier_min_rows: int = Field(gt=0)  # … among at least this many leads (rows of a flat export)
 
 
 class ThresholdParams(_Strict):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from leadscore.features.flat import load_flat
-from leadscore.training.audit import AuditResult, LeakageError, audit_features, raise_if_leaky
+from leadscore.training.audit import FOLDS, AuditResult, LeakageError, _folds, audit_features, raise_if_leaky
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -50,10 +50,13 @@ def test_planted_leaks_are_caught_and_honest_columns_pass(planted):
     # half the positives filled: AUC ~0.75, so only the fill check sees it
     assert result.columns("filled_only_for_positives") == {"deal_segment"}
     assert result.single_feature_auc["deal_segment"] < 0.9
-    for honest in ("noise", "noise_level", "lead_code", "weak_signal"):
+    for honest in ("noise", "noise_level", "weak_signal"):
         assert honest not in result.columns()
-    # an id with one level per row does not score 1.0: unseen levels get the prior out of fold
+    # an id with one level per row does not score 1.0 (unseen levels get the prior out of fold):
+    # it is named for what it is, an identifier, and for nothing else
     assert result.single_feature_auc["lead_code"] < 0.6
+    assert result.columns("identifier") == {"lead_code"}
+    assert {f.check for f in result.findings if f.column == "lead_code"} == {"identifier"}
     assert 0.6 < result.single_feature_auc["weak_signal"] < 0.85
 
 
@@ -109,14 +112,23 @@ def test_raise_if_leaky_lists_every_finding_unless_allowed(planted):
     for finding in result.findings:
         assert str(finding) in str(err.value)
     assert raise_if_leaky(result, allow_leaky=True) is result
-    clean = audit_features(features[["noise", "lead_code"]], y)
+    clean = audit_features(features[["noise", "noise_level"]], y)
     assert clean.passed and raise_if_leaky(clean, allow_leaky=False) is clean
+
+
+def test_the_leakage_error_names_where_to_leave_a_column_out(planted):
+    features, y = planted
+    generic = str(LeakageError(audit_features(features, y)))
+    assert "`features.exclude` in params.yaml (event export)" in generic and "`drop:`" in generic
+    event = audit_features(features, y, drop_how="add them to `features.exclude` in params.yaml")
+    assert str(LeakageError(event)).splitlines()[-1].startswith("to leave them out, add them to `features.exclude`")
 
 
 def test_to_dict_is_json_for_mlflow(planted):
     features, y = planted
     data = json.loads(json.dumps(audit_features(features, y).to_dict()))
     assert data["passed"] is False and data["checked"] == 8
+    assert data["thresholds"]["identifier_share"] == 0.9
     assert {"column", "check", "evidence"} == set(data["findings"][0])
     assert set(data["single_feature_auc"]) == set(features.columns)
 
@@ -195,12 +207,103 @@ def test_the_name_check_needs_a_sales_word_and_signal():
 
 
 @needs_data
-def test_x_education_identifiers_do_not_score_as_leaks(x_education):
+def test_x_education_identifiers_are_named_identifiers_not_leaks(x_education):
+    """The spec keeps Prospect ID as id_column and drops Lead Number; fed in as features, both are
+    named identifiers (the text id and the whole-number id), neither ranks the label."""
     data, raw = x_education
     ids = raw[["Prospect ID", "Lead Number"]].astype({"Prospect ID": "category"})
     result = audit_features(ids, data.label)
-    assert result.passed
+    assert result.columns() == {"Prospect ID", "Lead Number"}
+    assert result.columns("identifier") == {"Prospect ID", "Lead Number"}
     assert result.single_feature_auc["Prospect ID"] < 0.55 and result.single_feature_auc["Lead Number"] < 0.55
+    (finding,) = [f for f in result.findings if f.column == "Lead Number"]
+    assert finding.evidence.startswith("looks like an identifier or personal data: 9,240 whole numbers in 9,240 rows")
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["x_education", "olist_funnel", "bank_marketing"])
+def test_no_honest_column_of_a_real_export_is_named_an_identifier(name):
+    """High-cardinality honest columns (time on site, page views, euribor rates, landing pages) pass."""
+    data = load_flat(SPECS / f"{name}.yaml", data_root=SHARED_DATA)
+    result = audit_features(data.features, data.label)
+    assert result.columns("identifier") == set()
+    assert result.passed, result.findings
+
+
+# ---- snapshots of one lead: folds grouped by lead -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def snapshots():
+    """600 leads, 4–20 weekly snapshots each, the label constant within a lead (12 % positive), a
+    phone number and a second e-mail per lead, an honest numeric lead attribute (an amount, unique
+    per lead) and an honest weekly count."""
+    rng = np.random.default_rng(3)
+    leads = 600
+    per_lead = rng.integers(4, 21, leads)
+    lead = np.repeat([f"L{i:04d}" for i in range(leads)], per_lead)
+    won = (rng.random(leads) < 0.12).astype(int)
+    y = np.repeat(won, per_lead)
+    phone = np.repeat([f"+49 30 {v:08d}" for v in rng.choice(10**8, leads, replace=False)], per_lead)
+    mail = np.repeat([f"person{i}@firm{i % 97}.de" for i in range(leads)], per_lead)
+    amount = np.repeat(np.round(rng.lognormal(10, 1, leads), 2), per_lead)  # honest, near-unique, not whole
+    visits = rng.poisson(2 + y)  # honest weekly count, a little signal
+    features = pd.DataFrame({
+        "contact_phone": pd.Categorical(phone), "email_2": mail, "budget_eur": amount, "visits_30d": visits.astype(float),
+    })
+    return features, pd.Series(y), pd.Series(lead)
+
+
+def test_per_row_folds_make_a_per_lead_column_rank_the_label(snapshots):
+    """The failure measured on main: without groups a lead's other snapshots (and its label) sit in
+    the training folds of each one, and a phone number "ranks the label with AUC 0.999"."""
+    features, y, _ = snapshots
+    result = audit_features(features, y)
+    assert result.single_feature_auc["contact_phone"] >= 0.99
+    assert {"contact_phone", "email_2"} <= result.columns("single_feature_auc")
+
+
+def test_lead_grouped_folds_name_a_per_lead_column_an_identifier_not_a_leak(snapshots):
+    features, y, lead = snapshots
+    result = audit_features(features, y, groups=lead)
+    assert result.columns("single_feature_auc") == set()
+    assert result.single_feature_auc["contact_phone"] < 0.6
+    assert result.columns("identifier") == {"contact_phone", "email_2"}
+    assert result.columns() == {"contact_phone", "email_2"}  # the honest amount and count pass
+    (finding,) = [f for f in result.findings if f.column == "contact_phone"]
+    assert finding.evidence.startswith("looks like an identifier or personal data: 600 distinct values in 600 leads")
+    assert "never a feature" in finding.evidence
+
+
+def test_lead_grouped_folds_never_split_a_lead_and_stay_stratified(snapshots):
+    _, y, lead = snapshots
+    codes = pd.factorize(lead)[0]
+    folds = _folds(y.to_numpy(), codes)
+    per_lead = pd.Series(folds).groupby(codes).nunique()
+    assert per_lead.max() == 1  # no lead in two folds
+    won_leads = pd.Series(y.to_numpy()).groupby(codes).max()
+    lead_fold = pd.Series(folds).groupby(codes).first()
+    won_per_fold = lead_fold[won_leads == 1].value_counts()
+    assert len(won_per_fold) == FOLDS and won_per_fold.max() - won_per_fold.min() <= 1
+    # without groups each row is its own group: the per-row folds as before
+    assert (_folds(y.to_numpy()) == _folds(y.to_numpy(), np.arange(len(y)))).all()
+
+
+def test_an_identifier_needs_enough_leads_and_numbers_must_be_whole_and_unshared():
+    rng = np.random.default_rng(4)
+    n = 400
+    y = pd.Series((rng.random(n) < 0.2).astype(int))
+    frame = pd.DataFrame({
+        "customer_no": rng.choice(10**6, n, replace=False).astype(float),  # whole, no two alike: an id
+        "seconds_on_site": rng.integers(0, 3000, n).astype(float),  # whole, but leads share values
+        "revenue": rng.lognormal(12, 1, n),  # unique, not whole
+        "signup_at": pd.date_range("2025-01-01", periods=n, freq="h").astype(str),  # text dates
+        "notes": [f"called on day {i}" for i in range(n)],  # free text
+    })
+    result = audit_features(frame, y)
+    assert result.columns("identifier") == {"customer_no", "notes"}
+    assert audit_features(frame.head(99), y.head(99).where(lambda s: s.index != 0, 1)).columns("identifier") == set()
+    assert audit_features(frame, y, identifier_min_rows=500).columns("identifier") == set()
 
 
 @pytest.fixture(scope="module")
