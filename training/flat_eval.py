@@ -150,7 +150,7 @@ def fit_flat_model(
     rounds = int(booster.best_iteration or params.train.num_boost_round)
     stop_margin = booster.predict(frame.iloc[stop_rows], num_iteration=rounds, raw_score=True)
     cal_margin = booster.predict(frame.iloc[cal_rows], num_iteration=rounds, raw_score=True)
-    calibrator = fit_calibrator(cal_margin, y[cal_rows])
+    calibrator = fit_calibrator(cal_margin, y[cal_rows], params.train.calibration)
     if refit:
         every = np.concatenate([fit_rows, stop_rows, cal_rows])
         booster = lgb.train(lgb_params, lgb.Dataset(frame.iloc[every], label=y[every], categorical_feature="auto"),
@@ -324,7 +324,7 @@ def time_ordered(data: FlatDataset, params: Params, rules: RuleScorer | None, ls
         "positive_rate": {name: float(y[rows].mean()) for name, rows in parts.items()},
         "later_than_train": bool(t.iloc[test].min() > t.iloc[train].max()),
         "trees": fitted["rounds"],
-        "calibration": {k: v for k, v in fitted["calibrator"].items() if k not in ("x", "y")},
+        "calibration": {k: v for k, v in fitted["calibrator"].items() if k not in ("x", "y", "logit")},
         "model_margin_roc_auc": float(roc_auc_score(y[test], margin)),
         "early_stopping_roc_auc": fitted["early_stopping_roc_auc"],
         "model_distinct_probabilities": int(len(np.unique(scores["model"]))),

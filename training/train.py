@@ -57,8 +57,9 @@ def fit_model(table: pd.DataFrame, spec: FeatureSpec, params: Params, test_start
     ``table`` holds the snapshots with a ``split`` column (``training.dataset.assign_split``):
     train | gap | validation | gap | test, the test period starting at ``test_start``. A booster
     learns from the training period only; the earlier part of the validation period early-stops
-    it, and its out-of-time margins on the later part fit the calibrator (Platt or isotonic, by
-    log loss) and choose the SQL threshold and grades from sales capacity
+    it, and its out-of-time margins on the later part fit the calibrator (Platt, beta or isotonic, by
+    log loss among those that keep the ranking: ``models.calibration.fit_calibrator``) and choose
+    the SQL threshold and grades from sales capacity
     (``training.thresholds``). The served booster is then refit with the same settings and
     number of trees on every snapshot whose label is known before ``test_start``, and carries
     that calibrator and those thresholds. On the demo the refit is worth ~0.025 AUC over serving
@@ -103,7 +104,7 @@ def fit_model(table: pd.DataFrame, spec: FeatureSpec, params: Params, test_start
     )
     rounds = booster.best_iteration or params.train.num_boost_round
     cal_margin = booster.predict(encode_matrix(cal_rows[spec.names], spec), num_iteration=rounds, raw_score=True)
-    calibrator = fit_calibrator(cal_margin, cal_rows["label"].to_numpy())
+    calibrator = fit_calibrator(cal_margin, cal_rows["label"].to_numpy(), params.train.calibration)
     # Thresholds from capacity on out-of-time, calibrated scores of whole weeks of open leads.
     cal_p = calibration.apply(calibrator, cal_margin)
     cal_week = week_codes(cal_rows["as_of"])

@@ -57,6 +57,16 @@ class SplitParams(_Strict):
     test_share: float = Field(gt=0, lt=0.5)
 
 
+class CalibrationParams(_Strict):
+    """Which calibrator may serve (``models.calibration.fit_calibrator``)."""
+
+    isotonic_min_positives: int = Field(ge=1)  # won rows isotonic needs to be a candidate
+    isotonic_min_levels: int = Field(ge=2)  # … and steps it must find
+    max_auc_loss: float = Field(ge=0, lt=0.5)  # reject a calibrator whose ROC AUC falls more below the raw margin's
+    max_tie_share: float = Field(gt=0, le=1)  # … or that puts more of the rows at one probability
+    min_distinct_per_1000: float = Field(ge=0, le=1000)  # … or gives fewer distinct values per 1,000 rows
+
+
 class TrainParams(_Strict):
     seed: int
     num_boost_round: int = Field(gt=0)
@@ -66,6 +76,7 @@ class TrainParams(_Strict):
     monotone_increasing: list[str]
     monotone_decreasing: list[str]
     calibration_share: float = Field(gt=0, lt=1)  # the later part of the validation period
+    calibration: CalibrationParams
     tune_trials: int = Field(ge=0)  # Optuna trials before training (0: use lgbm as given)
     tune_timeout_s: int = Field(gt=0)
 
