@@ -82,8 +82,10 @@ def _params(path: Path | None):
     from leadscore.config.settings import get_settings
     from leadscore.features.catalog import use_glossary
 
-    params = load_params(path or get_settings().params_path)
+    env_path = get_settings().params_path
+    params = load_params(path or env_path, chosen_by="--params" if path else "LEADSCORE_PARAMS_PATH" if env_path else None)
     use_glossary(params)  # the texts speak the team glossary of the file this command reads
+    console.print(f"[dim]{escape(params.source.sentence())}[/]", highlight=False, soft_wrap=True)
     return params
 
 
@@ -170,7 +172,7 @@ def _print_promotion(result: dict) -> None:
     head = (f"[green]✓ promoted[/] version {result['challenger']} to @champion"
             if result["promoted"] else
             f"[yellow]kept[/] version {result['champion_before']} as @champion" if result["champion_before"] else
-            "[yellow]no champion[/]")
+            "[yellow]not promoted[/]: no @champion, the SLA rules keep serving")
     if result.get("dry_run") and result.get("passed_gate"):
         head = f"[green]would promote[/] version {result['challenger']} (dry run)"
     console.print(f"{head} — challenger {result['challenger']}, champion before: {result['champion_before'] or 'none'}",
@@ -481,6 +483,10 @@ def _print_metrics(metrics: dict) -> None:
         out.print(folds)
     for sentence in (metrics.get("verdicts") or {}).get("backtest", []):
         out.print(f"all windows: {sentence}", highlight=False)
+    verdict = metrics.get("gate")
+    if verdict:
+        mark = "[green]✓ baseline gate passed[/]" if verdict["passed"] else "[yellow]✗ baseline gate failed[/]"
+        console.print(f"{mark}: {escape(verdict['sentence'])}", highlight=False, soft_wrap=True)
 
 
 @app.command("evaluate")

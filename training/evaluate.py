@@ -23,6 +23,7 @@ from leadscore.features.contract import Export, read_export
 from leadscore.models.lgbm import LeadModel
 from leadscore.training.backtest import SCORERS, run_backtest
 from leadscore.training.dataset import SUMMARY_FILE, load_dataset
+from leadscore.training.gate import baseline_gate
 from leadscore.training.metrics import verdict, week_codes
 from leadscore.training.plots import shap_importance, write_backtest_plot, write_plots
 from leadscore.training.thresholds import threshold_table
@@ -73,6 +74,8 @@ def evaluate(
                                       capacity=params.thresholds.capacity_per_week).round(6).to_dict(orient="records"),
         "sales_ready": model.sales_ready,
         "backtest": report,
+        # May it serve at all? Beats the rules, not worse than logistic regression (training.gate).
+        "gate": baseline_gate(report, params.registry, LABELS["model"]),
     }
     if metrics_file:
         Path(metrics_file).parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from leadscore.config.params import Params
 from leadscore.config.settings import Settings
+from leadscore.features.flat import read_flat_spec
 from leadscore.models.registry import use_tracking
-from leadscore.training.register import _flatten, _git_commit
+from leadscore.training.register import _flatten, _git_commit, log_params_file
 
 EXPERIMENT = "leadscore-flat"
 
@@ -26,6 +27,7 @@ def log_flat_run(result: dict, out_dir: Path | str, params: Params, audit: dict 
                          "leakage_audit": "passed" if (audit or {}).get("passed", True) else "findings"})
         mlflow.log_params({k: str(v)[:500] for k, v in _flatten("", result["settings"], {}).items()})
         mlflow.log_params({f"train.lgbm.{k}": v for k, v in params.train.lgbm.items()})
+        log_params_file(mlflow, params)
         metrics = {"rows": result["rows"], "positives": result["positives"]}
         time_ordered = (result["time_ordered"].get("metrics") or {}).get("scorers") or {}
         for scorer, m in time_ordered.items():

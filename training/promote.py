@@ -1,11 +1,14 @@
 """Workflow verbs ``promote`` and ``rollback``: who serves, decided on evidence.
 
-``leadscore register`` gives every new version the alias ``challenger``. ``promote`` scores the
+``leadscore register`` gives every new version the alias ``challenger``. ``promote`` first reads
+the version's baseline gate (``training.gate``: over the backtest it beats the SLA rules and is not
+significantly worse than logistic regression); a version that failed it, or has none, is never
+promoted, the first one included, and the rules (or the old champion) keep serving. Then it scores the
 same rows — the test period of the training set, later than anything either model learned
 from — with the challenger and the current champion, and moves ``champion`` to the challenger
 only if it is not worse beyond the margins in ``params.yaml`` (``registry.max_auc_loss``,
 ``registry.max_ece_gain``); otherwise it says which margin failed, by how much. An empty
-registry promotes its first model. Every move of ``champion`` is kept in the registered model's
+registry promotes its first model if it passed the baseline gate. Every move of ``champion`` is kept in the registered model's
 ``champion_history`` tag, so ``rollback`` can point it back at the version before.
 """
 
@@ -24,6 +27,7 @@ from leadscore.features.build import compute_features
 from leadscore.features.contract import Export, read_export
 from leadscore.models.lgbm import LeadModel
 from leadscore.models.registry import load_version, use_tracking
+from leadscore.training import gate
 from leadscore.training.dataset import load_dataset
 from leadscore.training.metrics import compare, week_codes
 
@@ -105,11 +109,21 @@ def promote(
     if champion == challenger:
         return {**decision, "promoted": False, "champion_after": champion,
                 "reasons": [f"version {challenger} is already @{reg.alias}"]}
+    # The baseline gate first, for the first champion too: a model that cannot beat the SLA rules,
+    # or is significantly worse than logistic regression, never serves.
+    passed_baselines, why = gate.version_gate(client.get_model_version(name, challenger).tags)
+    if not passed_baselines:
+        keeps = f"version {champion} stays @{reg.alias}" if champion else "the SLA rules keep serving"
+        client.set_model_version_tag(name, challenger, "promotion", "refused by the baseline gate")
+        return {**decision, "promoted": False, "passed_gate": False, "champion_after": champion,
+                "reasons": [f"version {challenger} is not promoted, {keeps}: {why}"]}
     if champion is None:
         if not dry_run:
-            _move_champion(client, params, challenger, history + [challenger], "first model: the registry had no champion")
-        return {**decision, "promoted": not dry_run, "champion_after": challenger if not dry_run else None,
-                "reasons": [f"the registry has no @{reg.alias}: the first model is promoted"]}
+            _move_champion(client, params, challenger, history + [challenger],
+                           "first model: passed the baseline gate, the registry had no champion")
+        return {**decision, "promoted": not dry_run, "passed_gate": True,
+                "champion_after": challenger if not dry_run else None,
+                "reasons": [f"the registry has no @{reg.alias}, and {why}"]}
 
     table, _ = load_dataset(dataset_dir)
     rows = table[table["split"] == "test"].reset_index(drop=True)
@@ -126,7 +140,7 @@ def promote(
     new_m, old_m = result["scorers"]["challenger"], result["scorers"]["champion"]
     auc_floor = old_m["roc_auc"] - reg.max_auc_loss
     ece_ceiling = old_m["ece"] + reg.max_ece_gain
-    reasons, passed = [], True
+    reasons, passed = [why], True
     if new_m["roc_auc"] >= auc_floor:
         reasons.append(f"ROC AUC {new_m['roc_auc']:.4f} against the champion's {old_m['roc_auc']:.4f}: within the "
                        f"allowed loss of {reg.max_auc_loss} (floor {auc_floor:.4f})")

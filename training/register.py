@@ -11,6 +11,7 @@ from leadscore.config.params import Params
 from leadscore.config.settings import Settings, get_settings
 from leadscore.models.lgbm import LeadModel, folder_digest
 from leadscore.models.registry import ARTIFACT, DIGEST_TAG, use_tracking
+from leadscore.training import gate
 
 EXPERIMENT = "leadscore"
 
@@ -30,6 +31,14 @@ def _flatten(prefix: str, value: object, out: dict) -> dict:
     else:
         out[prefix] = value
     return out
+
+
+def log_params_file(mlflow, params: Params) -> None:
+    """The parameters file itself and the effective parameters, as artifacts of the active run."""
+    mlflow.set_tags(params.record())
+    if params.source is not None:
+        mlflow.log_text(params.source.path.read_text(encoding="utf-8"), "params/" + params.source.path.name)
+    mlflow.log_dict(params.model_dump(mode="json"), "params/effective.json")
 
 
 def data_fingerprint(dataset_dir: Path | str) -> str:
@@ -78,6 +87,10 @@ def register_model(
     model = LeadModel.load(model_dir)
     check_enough_wins(model, params)
     uri = use_tracking(settings)
+    # May this version serve at all? Recorded on the run and the version; `promote` reads it, for the first champion too.
+    verdict = (metrics or {}).get("gate")
+    if verdict is None and (metrics or {}).get("backtest"):
+        verdict = gate.baseline_gate(metrics["backtest"], params.registry, "LightGBM")
     summary = json.loads((Path(dataset_dir) / "summary.json").read_text())
     table_example = None
     try:
@@ -98,6 +111,10 @@ def register_model(
             "data_fingerprint": data_fingerprint(dataset_dir),
             "data_end": summary["data_end"],
         })
+        log_params_file(mlflow, params)
+        trained_with = model.info.get("params") or {}
+        if trained_with.get("params_sha256") not in (None, params.digest()):
+            mlflow.set_tag("params_differ_from_training", trained_with.get("params_file", "unknown"))
         flat = _flatten("", params.model_dump(mode="json"), {})
         mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
         mlflow.log_metrics({
@@ -112,6 +129,9 @@ def register_model(
                 f"backtest_{scorer}_{k}": float(v) for scorer, m in backtest["overall"]["scorers"].items()
                 for k, v in m.items() if isinstance(v, (int, float))
             })
+        if verdict is not None:
+            mlflow.log_dict(verdict, "baseline_gate.json")
+            mlflow.set_tag(gate.TAG, "passed" if verdict["passed"] else "failed")
         if "thresholds" in model.info:
             mlflow.log_dict(model.info["thresholds"], "thresholds.json")
             mlflow.log_metrics({"sales_ready": model.sales_ready})
@@ -146,9 +166,12 @@ def register_model(
             Path(card_file).parent.mkdir(parents=True, exist_ok=True)
             Path(card_file).write_text(card)
     client = mlflow.MlflowClient()
+    if verdict is not None:
+        client.set_model_version_tag(name, version, gate.TAG, "passed" if verdict["passed"] else "failed")
+        client.set_model_version_tag(name, version, gate.REASON_TAG, verdict["sentence"])
     # Serving verifies every download and cached copy against this before it trusts the files.
     client.set_model_version_tag(name, version, DIGEST_TAG, folder_digest(model_dir))
     client.set_registered_model_alias(name, params.registry.challenger_alias, version)
     return {"tracking_uri": uri, "run_id": run_id, "model_name": name, "version": version,
-            "alias": params.registry.challenger_alias,
+            "alias": params.registry.challenger_alias, "gate": verdict,
             "card": str(card_file) if card_file is not None else None}

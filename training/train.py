@@ -147,5 +147,6 @@ def train_model(dataset_dir: Path | str, params: Params, model_dir: Path | str, 
     summary = json.loads((Path(dataset_dir) / SUMMARY_FILE).read_text())
     model = fit_model(table, spec, params, pd.Timestamp(summary["test_start"]), progress=progress)
     model.info["data_end"] = summary["data_end"]
+    model.info["params"] = params.record()  # which file trained it: the model card and MLflow say so
     model.save(model_dir)
     return model

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 
 class _Strict(BaseModel):
@@ -143,6 +146,11 @@ class RegisterParams(_Strict):
     # The promotion gate: on the same backtest rows the challenger may not be worse than this.
     max_auc_loss: float = Field(ge=0)
     max_ece_gain: float = Field(ge=0)
+    # The baseline gate, for every champion including the first (training/gate.py), over the
+    # pooled backtest windows: the 95 % interval of model − rules ROC AUC lies above this …
+    min_auc_gain_over_rules: float = Field(ge=0)
+    # … and the interval of model − logistic regression reaches −this (not significantly worse).
+    max_auc_loss_to_logistic: float = Field(ge=0)
 
 
 class MonitorParams(_Strict):
@@ -202,6 +210,25 @@ class Params(_Strict):
     monitor: MonitorParams
     accounts: AccountParams
     glossary: GlossaryParams  # the team's field and value names (packaged: empty)
+    # Which file these parameters came from (set by ``load_params``): printed by every command, logged to MLflow.
+    _source: "ParamsSource | None" = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> "ParamsSource | None":
+        return self._source
+
+    def digest(self) -> str:
+        """sha256 of the effective parameters (the file merged over the packaged defaults)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def record(self) -> dict[str, str]:
+        """Which parameters a run used: the file, why it was chosen, its sha256, and ``digest()``.
+        The tags of every MLflow run and ``model.info["params"]``."""
+        out = {"params_sha256": self.digest()}
+        if self._source is not None:
+            out.update(self._source.mlflow_tags())
+        return out
 
 
 class ParamsError(ValueError):
@@ -234,6 +261,32 @@ def _read(path: Path) -> dict:
     return raw
 
 
+@dataclass(frozen=True)
+class ParamsSource:
+    """The file a run's parameters came from, how it was chosen, and its sha256."""
+
+    path: Path
+    chosen_by: str  # "--params", "LEADSCORE_PARAMS_PATH", "./params.yaml" or "packaged defaults"
+    sha256: str
+
+    @property
+    def packaged(self) -> bool:
+        return self.path.resolve() == PACKAGED.resolve()
+
+    def sentence(self) -> str:
+        if self.chosen_by == "packaged defaults":
+            return (f"parameters: the packaged defaults (no --params, LEADSCORE_PARAMS_PATH or ./params.yaml); "
+                    f"sha256 {self.sha256[:12]}")
+        same = ", the packaged defaults" if self.packaged else ""
+        return f"parameters: {self.path} (from {self.chosen_by}{same}); sha256 {self.sha256[:12]}"
+
+    def mlflow_tags(self) -> dict[str, str]:
+        # The path as the user named it (never resolved: a model's metadata must not carry the
+        # machine's folders); the packaged file by its name inside the package.
+        name = "leadscore/config/params.yaml (packaged)" if self.packaged else str(self.path)
+        return {"params_file": name, "params_chosen_by": self.chosen_by, "params_file_sha256": self.sha256}
+
+
 def params_path(path: Path | str | None = None) -> Path:
     """Which parameters file counts: the one given, else ``./params.yaml``, else the packaged defaults.
 
@@ -246,23 +299,29 @@ def params_path(path: Path | str | None = None) -> Path:
     return LOCAL if LOCAL.is_file() else PACKAGED
 
 
-def load_params(path: Path | str | None = None) -> Params:
+def load_params(path: Path | str | None = None, chosen_by: str | None = None) -> Params:
     """Read and validate the parameters (``params_path``): a file's keys over the packaged defaults, so
-    a team's params.yaml names only what it changes; a wrong key or value names the file and the key."""
+    a team's params.yaml names only what it changes; a wrong key or value names the file and the key.
+    ``params.source`` says which file it was (``chosen_by`` names why, e.g. "--params")."""
+    given = path is not None
     path = params_path(path)
+    if chosen_by is None:
+        chosen_by = "given path" if given else "./params.yaml" if path == LOCAL else "packaged defaults"
     raw = _read(PACKAGED)
     if path.resolve() != PACKAGED.resolve():
         raw = _merge(raw, _read(path))
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
         lines = [
             f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']} (found {err.get('input')!r})"
             for err in exc.errors()
         ]
         raise ParamsError("\n".join(lines)) from None
+    params._source = ParamsSource(path, chosen_by, hashlib.sha256(path.read_bytes()).hexdigest())
+    return params
 
 
 def default_params() -> Params:
     """The packaged defaults alone (whatever ./params.yaml says)."""
-    return load_params(PACKAGED)
+    return load_params(PACKAGED, chosen_by="packaged defaults")

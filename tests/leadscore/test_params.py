@@ -76,3 +76,55 @@ def test_the_cli_reads_the_environment_before_the_working_directory(tmp_path, mo
     monkeypatch.delenv("LEADSCORE_PARAMS_PATH")
     with pytest.raises(ParamsError, match="num_boost_round"):
         _params(None)
+
+
+def test_every_command_says_which_parameters_it_read(tmp_path, monkeypatch):
+    """Issue 16: a run from a folder without params.yaml used other defaults and said nothing, and the
+    CLI ignored LEADSCORE_PARAMS_PATH. Now the file, why it was chosen and its hash are printed."""
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEADSCORE_PARAMS_PATH", raising=False)
+    run = CliRunner()
+
+    def said(*args: str) -> str:
+        return " ".join(run.invoke(app, list(args)).output.split())
+
+    digest = P.load_params(P.PACKAGED).source.sha256[:12]
+    missing = ["sla", "--data", str(tmp_path / "nowhere")]  # reads params first, then fails on the export
+    assert f"parameters: the packaged defaults (no --params, LEADSCORE_PARAMS_PATH or ./params.yaml); sha256 {digest}" in said(*missing)
+    (tmp_path / "params.yaml").write_text("thresholds: {capacity_per_week: 12}\n")
+    local = P.load_params()
+    assert local.source.chosen_by == "./params.yaml" and local.thresholds.capacity_per_week == 12
+    assert f"parameters: params.yaml (from ./params.yaml); sha256 {local.source.sha256[:12]}" in said(*missing)
+    team = tmp_path / "team.yaml"
+    team.write_text("thresholds: {capacity_per_week: 9}\n")
+    monkeypatch.setenv("LEADSCORE_PARAMS_PATH", str(team))
+    assert f"parameters: {team} (from LEADSCORE_PARAMS_PATH)" in said(*missing)
+    other = tmp_path / "other.yaml"
+    other.write_text("thresholds: {capacity_per_week: 7}\n")
+    assert f"parameters: {other} (from --params)" in said(*missing, "--params", str(other))
+
+
+def test_the_record_names_the_file_and_hashes_what_counts(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)
+    packaged = P.load_params(P.PACKAGED, chosen_by="packaged defaults").record()
+    assert packaged["params_file"] == "leadscore/config/params.yaml (packaged)"
+    assert packaged["params_file_sha256"] == hashlib.sha256(P.PACKAGED.read_bytes()).hexdigest()
+    (tmp_path / "params.yaml").write_text("# the same values, said again\ntrain: {seed: 7}\n")
+    same = P.load_params().record()
+    assert same["params_file"] == "params.yaml" and str(tmp_path) not in json_dump(same)  # no machine paths
+    assert same["params_file_sha256"] != packaged["params_file_sha256"]
+    assert same["params_sha256"] == packaged["params_sha256"]  # … yet the effective parameters are identical
+    (tmp_path / "params.yaml").write_text("train: {seed: 8}\n")
+    assert P.load_params().record()["params_sha256"] != packaged["params_sha256"]
+
+
+def json_dump(value) -> str:
+    import json
+
+    return json.dumps(value)
