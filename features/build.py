@@ -7,6 +7,8 @@ turns a 1-lead API request and a 100k-snapshot training set into identical numbe
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -50,7 +52,11 @@ def infer_spec(
     """The feature layout for an export: activity vocabulary, profile columns and their types.
 
     Categories are not known yet; ``learn_categories`` adds them from leadscore.training rows.
+    A name in ``cfg.exclude`` never becomes a feature: an export column with every feature made
+    from it (``country`` takes ``region`` along), or one feature by its name. The spec records
+    what was left out and why (``spec.excluded``); a name that is neither is a warning.
     """
+    exclude = dict(cfg.exclude)
     sales = {t.lower() for t in cfg.sales_activity_types}
     counts = activities.loc[~activities["activity_type"].isin(sales), "activity_type"].value_counts()
     vocab = sorted(counts.index[:max_activity_types].tolist())
@@ -58,10 +64,10 @@ def infer_spec(
     if "channel" in activities.columns:
         by_channel = activities.loc[~activities["activity_type"].isin(sales), "channel"].value_counts()
         channels = sorted(str(c) for c in by_channel.index[:max_activity_types])
-    lead_columns = [c for c in KNOWN_LEAD_COLUMNS if c in leads.columns]
+    lead_columns = [c for c in KNOWN_LEAD_COLUMNS if c in leads.columns and c not in exclude]
     profile = {}
     for col in leads.columns:
-        if col in NOT_FEATURES or col in KNOWN_LEAD_COLUMNS:
+        if col in NOT_FEATURES or col in KNOWN_LEAD_COLUMNS or col in exclude:
             continue
         kind = cfg.column_types.get(col) or ("numeric" if _is_numeric_text(leads[col]) else "category")
         profile[col] = kind
@@ -79,7 +85,19 @@ def infer_spec(
         channels=channels,
     )
     spec.features = layout(spec)
+    named = set(leads.columns) | set(spec.names)
+    spec.features = [f for f in spec.features if f.name not in exclude]
+    spec.excluded = {col: why for col, why in exclude.items() if col in named}
+    for col in exclude:
+        if col not in named:
+            warnings.warn(f"features.exclude: '{col}' is neither a column of the leads table nor a feature; "
+                          "nothing was left out for it (a typo, or a column this export does not have?)",
+                          ExcludeWarning, stacklevel=2)
     return spec
+
+
+class ExcludeWarning(UserWarning):
+    """A name in ``features.exclude`` that the export does not have."""
 
 
 def email_domain(email: object) -> str | None:

@@ -52,6 +52,9 @@ class FeatureSpec:
     # Decayed counts [activity type, window days, half-life days] that a consumer asks for (the SLA
     # rules' "points per action, halved every N days"); the model's own layout asks for none.
     decayed_counts: list[list] = field(default_factory=list)
+    # Columns (or features) left out on request (params ``features.exclude``), each with its reason:
+    # the model card says what the model was not allowed to see, and why.
+    excluded: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:

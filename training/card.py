@@ -53,6 +53,10 @@ def model_card(
         f"({', '.join(model.spec.sales_activity_types)}) and personal data (e-mail address, names) are never features; "
         "the e-mail is used for its domain only.",
         "",
+    ]
+    lines += _left_out_lines(model, summary)
+    lines += [
+        "",
         "## Leakage audit",
     ]
     lines += _audit_lines(audit, summary)
@@ -70,6 +74,16 @@ def model_card(
         "will change next quarter.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _left_out_lines(model: LeadModel, summary: dict) -> list[str]:
+    """The columns ``features.exclude`` kept from the model, with the reason given for each."""
+    excluded = model.spec.excluded or summary.get("excluded_columns") or {}
+    lines = ["## Columns left out", ""]
+    if not excluded:
+        return lines + ["None on request (params `features.exclude` is empty)."]
+    lines.append(f"{len(excluded)} column(s) of the export never became features (params `features.exclude`):")
+    return lines + [f"- `{col}`: {why}" for col, why in excluded.items()]
 
 
 def _audit_lines(audit: dict | None, summary: dict) -> list[str]:

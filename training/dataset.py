@@ -55,6 +55,8 @@ def assign_split(
 
 
 AUDIT_FILE = "audit.json"
+EXCLUDE_HOW = ("add them to `features.exclude` in params.yaml, each with its reason "
+               "(e.g. `exclude: {phone_2: \"personal data\"}` under `features:`)")
 DATE_SHARE = 0.95  # a profile column whose filled values parse as timestamps this often holds dates
 
 
@@ -101,6 +103,8 @@ def build_dataset(
         raw.loc[learn], snaps["label"].loc[learn], **params.audit.model_dump(),
         times=times.loc[learn] if not times.empty else None,
         as_of=snaps["as_of"].loc[learn] if not times.empty else None,
+        groups=snaps["lead_id"].loc[learn],  # a lead's weekly snapshots stay in one fold
+        drop_how=EXCLUDE_HOW,
     )
     (out_dir / AUDIT_FILE).write_text(json.dumps({**audit.to_dict(), "allowed_leaky": allow_leaky}, indent=1))
     raise_if_leaky(audit, allow_leaky)
@@ -116,6 +120,8 @@ def build_dataset(
         "data_end": export.data_end.isoformat(),
         "dropped_rows": export.dropped,
         "leakage_audit": "passed" if audit.passed else "findings allowed by --allow-leaky",
+        "excluded_columns": dict(spec.excluded),  # features.exclude: column → why (the model card lists them)
+        "exclude_not_found": [c for c in params.features.exclude if c not in spec.excluded],
         **cutoffs,
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))

@@ -1,6 +1,7 @@
 """One MLflow run per flat-export evaluation (``leadscore retrain --spec``): settings, metrics of
-every scorer, the plots, the audit and the notes. Flat models are not registered: the service
-scores leads from their activity log, which a flat export does not have."""
+every scorer, the plots, the audit, the columns left out (with their reasons) and the notes. Flat
+models are not registered: the service scores leads from their activity log, which a flat export
+does not have."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ from leadscore.models.registry import use_tracking
 from leadscore.training.register import _flatten, _git_commit, log_params_file
 
 EXPERIMENT = "leadscore-flat"
+
+
+def columns_left_out(result: dict) -> dict[str, str]:
+    """Every column of the export that no scorer saw, with its reason: the spec's ``drop`` list
+    (each with its ``why``) and the features left out on request (``exclude``)."""
+    out = {d.column: d.why for d in read_flat_spec(result["spec"]).drop}
+    for col in (result.get("settings") or {}).get("exclude", []):
+        out[col] = "left out of every scorer on request (exclude)"
+    return out
 
 
 def log_flat_run(result: dict, out_dir: Path | str, params: Params, audit: dict | None = None,
@@ -38,6 +48,9 @@ def log_flat_run(result: dict, out_dir: Path | str, params: Params, audit: dict 
         mlflow.log_metrics(metrics)
         if audit is not None:
             mlflow.log_dict(audit, "leakage_audit.json")
+        left_out = columns_left_out(result)
+        mlflow.log_dict(left_out, "columns_left_out.json")
+        mlflow.set_tag("columns_left_out", str(len(left_out)))
         mlflow.log_text("\n".join(f"- {n}" for n in result["notes"]) + "\n", "notes.md")
         mlflow.log_artifacts(str(out_dir), "evaluation")
         return run.info.run_id
