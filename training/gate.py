@@ -45,17 +45,18 @@ def baseline_gate(backtest: dict, registry: RegisterParams, model_label: str = "
     _, _, logistic_hi = _span(logistic)
     beats_rules = rules_lo > registry.min_auc_gain_over_rules
     not_worse = logistic_hi >= -registry.max_auc_loss_to_logistic
+    floor = f"{-registry.max_auc_loss_to_logistic:g}" if registry.max_auc_loss_to_logistic else "0"
     checks = {
         "beats_rules": {"passed": beats_rules, "difference": rules, "needed": f"interval above {registry.min_auc_gain_over_rules:g}"},
         "not_worse_than_logistic": {"passed": not_worse, "difference": logistic,
-                                    "needed": f"interval reaching {-registry.max_auc_loss_to_logistic:g}"},
+                                    "needed": f"interval reaching {floor}"},
     }
     rules_text = (f"beats the SLA rules by {_numbers(rules)}" if beats_rules else
                   f"does not beat the SLA rules: {_numbers(rules)}, the interval must lie above "
                   f"{registry.min_auc_gain_over_rules:g} (registry.min_auc_gain_over_rules)")
     logistic_text = (f"is not significantly worse than logistic regression ({_numbers(logistic)})" if not_worse else
                      f"is significantly worse than logistic regression: {_numbers(logistic)}, the interval must "
-                     f"reach {-registry.max_auc_loss_to_logistic:g} (registry.max_auc_loss_to_logistic)")
+                     f"reach {floor} (registry.max_auc_loss_to_logistic)")
     passed = beats_rules and not_worse
     if passed:
         sentence = f"{where}, {model_label} {rules_text} and {logistic_text}"

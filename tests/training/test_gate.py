@@ -34,6 +34,7 @@ def test_the_measured_demo_case_fails_it(params):
     s = verdict["sentence"]
     assert "over 4 backtest windows (42,115 snapshots, 1,164 won)" in s
     assert "significantly worse than logistic regression: -0.014 ROC AUC (95 % interval -0.022 to -0.006)" in s
+    assert "the interval must reach 0 (registry.max_auc_loss_to_logistic)" in s
     assert "SLA rules" not in s  # one sentence about what failed, not a list of everything
 
 
