@@ -63,7 +63,10 @@ def model_card(
     lines += ["", "## Evaluation on the test period", ""]
     lines += _metric_table(metrics)
     lines += _backtest_lines(metrics)
+    lines += _gate_lines(metrics)
+    lines += _calibration_lines(model)
     lines += _threshold_lines(model, metrics)
+    lines += _params_lines(model)
     lines += [
         "",
         "## Limits",
@@ -149,6 +152,41 @@ def _backtest_lines(metrics: dict) -> list[str]:
     for sentence in (metrics.get("verdicts") or {}).get("backtest", []):
         lines += ["", f"- Over all windows: {sentence}."]
     return lines
+
+
+def _gate_lines(metrics: dict) -> list[str]:
+    """May it serve at all (``training.gate``): the sentence promote reads, the first champion's too."""
+    verdict = metrics.get("gate")
+    if not verdict:
+        return ["", "## Baseline gate", "", "Not judged: registered without a backtest, so it is never promoted."]
+    head = "Passed" if verdict["passed"] else "Failed: registered, never promoted; the SLA rules or the champion keep serving"
+    return ["", "## Baseline gate", "", f"**{head}.** {verdict['sentence'][0].upper()}{verdict['sentence'][1:]}."]
+
+
+def _calibration_lines(model: LeadModel) -> list[str]:
+    cal = model.calibrator or {}
+    if not cal:
+        return []
+    lines = ["", "## Calibration", "",
+             f"Method **{cal.get('method', 'none')}**, fitted on {cal.get('rows', 0):,} calibration rows "
+             f"({cal.get('positives', 0):,} won), chosen on the later part of them."]
+    lines += [f"- {sentence}" for sentence in cal.get("choice") or []]
+    spread = cal.get("spread")
+    if spread and spread.get("rows"):
+        lines.append(f"- Spread on the calibration rows: {spread['distinct']:,} distinct probabilities on "
+                     f"{spread['rows']:,} rows; {spread['top_share']:.1%} share the most common value, "
+                     f"{spread['floor_share']:.1%} the lowest.")
+    return lines
+
+
+def _params_lines(model: LeadModel) -> list[str]:
+    rec = model.info.get("params")
+    if not rec:
+        return []
+    return ["", "## Parameters", "",
+            f"Trained with `{rec.get('params_file', 'unknown')}` (chosen by {rec.get('params_chosen_by', 'unknown')}; "
+            f"file sha256 `{rec.get('params_file_sha256', '?')[:12]}`, effective parameters sha256 "
+            f"`{rec['params_sha256'][:12]}`)."]
 
 
 def _threshold_lines(model: LeadModel, metrics: dict) -> list[str]:

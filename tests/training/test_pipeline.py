@@ -100,6 +100,12 @@ def test_model_card_states_data_audit_and_metrics_from_the_run(trained):
     for sentence in m["verdicts"]["test"] + m["verdicts"]["backtest"]:
         assert sentence[1:] in card  # the card starts the sentence with a capital
     assert f"{trained['summary']['snapshots']:,} snapshots" in card
+    # Issue 16: the gate that let it serve, how it was calibrated, and which parameters trained it.
+    assert "## Baseline gate" in card and m["gate"]["sentence"][1:] in card
+    model = trained["model"]
+    assert f"Method **{model.calibrator['method']}**" in card
+    assert all(sentence in card for sentence in model.calibrator["choice"])
+    assert f"sha256 `{model.info['params']['params_sha256'][:12]}`" in card
 
 
 def test_score_command_scores_open_leads_only_with_past_data(trained, demo_dir, tmp_path):
