@@ -266,6 +266,11 @@ def features(
     )
 
 
+def _flat_drop_how(spec: Path) -> str:
+    """Where a flat export leaves a column out: the spec's own drop list (LeakageError's last line)."""
+    return f"add them to the `drop:` list of {spec}, each with a `why`"
+
+
 @app.command()
 def audit(
     spec: Path = typer.Option(..., "--spec", help="Dataset spec (YAML) of a flat one-row-per-lead export."),
@@ -278,7 +283,8 @@ def audit(
 
     with _Guard():
         flat = load_flat(spec, data_root)
-        result = audit_features(flat.features, flat.label, **_params(params_path).audit.model_dump())
+        result = audit_features(flat.features, flat.label, drop_how=_flat_drop_how(spec),
+                                **_params(params_path).audit.model_dump())
     console.print(
         f"{flat.name}: {len(flat.label):,} rows ({flat.rows_dropped.count:,} dropped), positive rate "
         f"{flat.positive_rate:.2%}, {result.checked} features checked, {len(flat.dropped)} columns dropped by the spec",
@@ -426,7 +432,8 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
         with _Steps(3) as bar:
             with bar.step(f"{name}: reading the export and the leakage audit"):
                 flat = load_flat(spec, data_root)
-                audit = audit_features(flat.features, flat.label, **params.audit.model_dump())
+                audit = audit_features(flat.features, flat.label, drop_how=_flat_drop_how(spec),
+                                       **params.audit.model_dump())
                 raise_if_leaky(audit, False)
             label = f"{name}: time-ordered test and cross-validation"
             with bar.step(label):

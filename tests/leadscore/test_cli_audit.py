@@ -50,3 +50,14 @@ def test_audit_passes_when_the_spec_drops_it(tmp_path):
 def test_shipped_specs_pass_the_audit(name):
     result = CliRunner().invoke(app, ["audit", "--spec", str(SPECS / f"{name}.yaml"), "--data-root", str(SHARED_DATA)])
     assert result.exit_code == 0, result.output
+
+
+def test_a_flat_leak_says_to_use_the_specs_drop_list(tmp_path):
+    """A flat export leaves a column out in its spec, not in params.yaml: the error says exactly where."""
+    spec = _flat(tmp_path, leaky=True)
+    result = CliRunner().invoke(app, ["retrain", "--spec", str(spec), "--data-root", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "status [single_feature_auc]" in text
+    assert f"add them to the `drop:` list of {spec}, each with a `why`" in text
+    assert "features.exclude" not in text and "Traceback" not in text
