@@ -83,7 +83,8 @@ app.add_middleware(
 def _known_attributes(core: ScoringCore) -> set[str]:
     known = set(LeadIn.model_fields) | set(PERSONAL_COLUMNS) | set(core.rules.spec.profile_columns)
     if core.model is not None:
-        known |= set(core.model.spec.profile_columns)
+        # A column the team left out (features.exclude) is still sent by the CRM: accepted, never used.
+        known |= set(core.model.spec.profile_columns) | set(core.model.spec.excluded or {})
     return known
 
 

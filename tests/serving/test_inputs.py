@@ -228,3 +228,16 @@ def test_warnings_are_german_when_the_request_is(trained, tmp_path, demo_dir):
     assert any(w.startswith("Aktivitätstyp „hologram_call“") and "(1×)" in w for w in de), de
     assert "country: unknown value 'Deutschland', scored as missing" in en, en
     assert "activity_type 'hologram_call': unknown to the model, ignored (1×)" in en, en
+
+
+def test_a_column_left_out_by_features_exclude_is_accepted_and_ignored():
+    """After a team excludes a column (features.exclude), its CRM keeps sending it: not a 422."""
+    from types import SimpleNamespace
+
+    from leadscore.serving.service import _known_attributes
+
+    rules = SimpleNamespace(spec=SimpleNamespace(profile_columns=["industry"]))
+    model = SimpleNamespace(spec=SimpleNamespace(profile_columns=["seats"], excluded={"sdr_rating": "set by sales"}))
+    known = _known_attributes(SimpleNamespace(rules=rules, model=model))
+    assert {"industry", "seats", "sdr_rating"} <= known
+    assert "sdr_rating" not in _known_attributes(SimpleNamespace(rules=rules, model=None))
