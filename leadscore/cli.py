@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from leadscore.runs import RunPaths  # noqa: E402
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -31,6 +33,8 @@ DEFAULT_DATASET = Path("artifacts/dataset")
 DEFAULT_MODEL = Path("artifacts/model")
 DEFAULT_CARD = Path("artifacts/model_card.md")
 DEFAULT_PLOTS = Path("plots")
+DEFAULT_METRICS = Path("metrics/evaluate.json")
+FLAT_DIR = Path("artifacts/flat")  # `retrain --spec` results, one folder per spec (no DVC stage writes there)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -106,7 +110,7 @@ ParamsOpt = typer.Option(None, "--params", help="Pipeline parameters (YAML); def
 DatasetOpt = typer.Option(DEFAULT_DATASET, "--dataset", help="Training set from `leadscore features`.")
 ModelDirOpt = typer.Option(DEFAULT_MODEL, "--model-dir", help="Model folder from `leadscore train`.")
 AllowLeakyOpt = typer.Option(False, "--allow-leaky", help="Train even if the leakage audit finds suspicious features.")
-MetricsOpt = typer.Option(Path("metrics/evaluate.json"), "--metrics", help="Evaluation metrics (JSON).")
+MetricsOpt = typer.Option(DEFAULT_METRICS, "--metrics", help="Evaluation metrics (JSON).")
 PlotsOpt = typer.Option(DEFAULT_PLOTS, "--plots", help="Folder for the evaluation plots (CSV for DVC + PNG).")
 
 
@@ -318,13 +322,17 @@ def _stepper(bar: "_Steps"):
 
 
 TuneOpt = typer.Option(None, "--tune", min=0, help="Optuna trials before training (default: train.tune_trials in params.yaml).")
+RunDirOpt = typer.Option(None, "--run-dir", help="With --data: the folder for this run's training set, model, metrics, "
+                         "plots and model card (default runs/<UTC time>-<export name>/; never the DVC pipeline's outputs).")
 
 
 @app.command()
 def train(
     data: Optional[str] = typer.Option(None, "--data", help=EXPORT_HELP + " The whole chain, as `leadscore retrain`."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="A training set from `leadscore features` instead."),
-    model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir", help="Where the model folder goes."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Where the model folder goes (default: with "
+                                             f"--dataset {DEFAULT_MODEL}, with --data the run folder's model/)."),
+    run_dir: Optional[Path] = RunDirOpt,
     do_evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Backtest against the baselines."),
     do_register: bool = typer.Option(True, "--register/--no-register", help="Log to MLflow, register as @challenger."),
     do_promote: bool = typer.Option(True, "--promote/--no-promote", help="Run the promotion gate after registering."),
@@ -337,7 +345,14 @@ def train(
         _fail("give exactly one of --data (an export) or --dataset (a built training set)", 2)
     if data is None and (do_evaluate or do_register):
         _fail("--evaluate and --register need the export: use --data, or add --no-evaluate --no-register", 2)
-    _chain(data, dataset or DEFAULT_DATASET, model_dir, do_evaluate, do_evaluate and do_register,
+    if data is None and run_dir is not None:
+        _fail("--run-dir goes with --data (the whole chain); with --dataset give --model-dir", 2)
+    if data is None:  # one step, as the DVC stage `train` runs it
+        paths = RunPaths(dataset=dataset, model=model_dir or DEFAULT_MODEL, metrics=DEFAULT_METRICS, plots=DEFAULT_PLOTS,
+                         card=DEFAULT_CARD)
+    else:
+        paths = _chain_paths(data, None, model_dir, run_dir)
+    _chain(data, paths, do_evaluate, do_evaluate and do_register,
            do_evaluate and do_register and do_promote, allow_leaky, tune_trials, params_path, build=data is not None)
 
 
@@ -348,8 +363,11 @@ def retrain(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where a --spec's files live (default ../shared/data)."),
     since: Optional[str] = typer.Option(None, "--since", help="--spec only: leave out rows before this date (e.g. before "
                                         "the first recorded win)."),
-    dataset: Path = DatasetOpt,
-    model_dir: Path = typer.Option(DEFAULT_MODEL, "--model-dir", help="Where the model folder goes."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Where the training set goes (default: the run "
+                                           "folder's dataset/)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Where the model folder goes (default: the run "
+                                             "folder's model/)."),
+    run_dir: Optional[Path] = RunDirOpt,
     do_promote: bool = typer.Option(True, "--promote/--no-promote", help="Run the promotion gate after registering."),
     allow_leaky: bool = AllowLeakyOpt,
     tune_trials: Optional[int] = TuneOpt,
@@ -358,16 +376,32 @@ def retrain(
     """The quarterly retrain in one command: validate → features → train → backtest → register → promote."""
     if (data is None) == (spec is None):
         _fail("give exactly one of --data (a CRM export) or --spec (a flat export's spec)", 2)
+    if spec is not None and (dataset or model_dir or run_dir):
+        _fail(f"--dataset, --model-dir and --run-dir go with --data; a --spec run writes {FLAT_DIR}/<spec name>/", 2)
     if spec is not None:
         # A row position (for a spec ordered by row) stays a number; anything else is a date.
         if since is not None and not since.strip().isdigit():
             since = _date_option(since, "--since").isoformat()
         _retrain_flat(spec, data_root, params_path, since)
         return
-    _chain(data, dataset, model_dir, True, True, do_promote, allow_leaky, tune_trials, params_path, build=True)
+    _chain(data, _chain_paths(data, dataset, model_dir, run_dir), True, True, do_promote, allow_leaky, tune_trials,
+           params_path, build=True)
 
 
-def _chain(data, dataset: Path, model_dir: Path, do_evaluate: bool, do_register: bool, do_promote: bool,
+def _chain_paths(data: str, dataset: Optional[Path], model_dir: Optional[Path], run_dir: Optional[Path]) -> RunPaths:
+    """Where a chain from an export writes: a run folder of its own, never over what dvc.yaml tracks
+    (the next `dvc repro` would retrain the demo over it), unless DVC itself runs the command."""
+    from leadscore.runs import find_dvc_root, inside_dvc_stage, new_run_folder, refusal, run_paths, tracked_collisions
+
+    paths = run_paths(run_dir or new_run_folder(data), dataset, model_dir)
+    root = find_dvc_root()
+    hits = tracked_collisions(paths.written(), root) if root and not inside_dvc_stage() else []
+    if hits:
+        _fail(refusal(hits, root), 2)
+    return paths
+
+
+def _chain(data, paths: RunPaths, do_evaluate: bool, do_register: bool, do_promote: bool,
            allow_leaky: bool, tune_trials, params_path: Path, *, build: bool) -> None:
     from leadscore.training.dataset import build_dataset
     from leadscore.training.evaluate import evaluate as run_evaluate
@@ -375,6 +409,7 @@ def _chain(data, dataset: Path, model_dir: Path, do_evaluate: bool, do_register:
     from leadscore.training.register import register_model
     from leadscore.training.train import train_model
 
+    dataset, model_dir = paths.dataset, paths.model
     with _Guard():
         params = _params(params_path)
         export = _read(data) if data is not None else None
@@ -392,12 +427,12 @@ def _chain(data, dataset: Path, model_dir: Path, do_evaluate: bool, do_register:
                                     progress=lambda done, total: bar.note(f"{label}: Optuna trial {done} of {total}"))
             if do_evaluate:
                 hear = _stepper(bar)
-                metrics = run_evaluate(dataset, model_dir, export, params, metrics_file=Path("metrics/evaluate.json"),
-                                       plots_dir=DEFAULT_PLOTS, progress=hear)
+                metrics = run_evaluate(dataset, model_dir, export, params, metrics_file=paths.metrics,
+                                       plots_dir=paths.plots, progress=hear)
                 bar.progress.advance(bar.task)
             if do_register:
                 with bar.step("registering in MLflow as @challenger"):
-                    reg = register_model(model_dir, dataset, metrics, params, card_file=DEFAULT_CARD, plots_dir=DEFAULT_PLOTS)
+                    reg = register_model(model_dir, dataset, metrics, params, card_file=paths.card, plots_dir=paths.plots)
             if do_promote:
                 with bar.step("promotion gate: challenger against champion on the test period"):
                     decision = promote(dataset, params, export)
@@ -414,6 +449,19 @@ def _chain(data, dataset: Path, model_dir: Path, do_evaluate: bool, do_register:
             _print_registered(reg)
         if decision:
             _print_promotion(decision)
+    if build:
+        _print_run_folder(paths, do_evaluate, do_register)
+
+
+def _print_run_folder(paths: RunPaths, evaluated: bool, registered: bool) -> None:
+    """Say where this run's products are (its run folder, kept apart from the DVC pipeline's)."""
+    parts = [("training set", paths.dataset), ("model", paths.model)]
+    parts += [("metrics", paths.metrics), ("plots", paths.plots)] if evaluated else []
+    parts += [("model card", paths.card)] if registered else []
+    folder = paths.folder
+    shown = [f"{what} {where.relative_to(folder) if folder and where.is_relative_to(folder) else where}"
+             for what, where in parts]
+    console.print(f"  run folder {folder}/: " + ", ".join(shown), highlight=False, soft_wrap=True)
 
 
 def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, since: Optional[str]) -> None:
@@ -428,7 +476,7 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
     with _Guard():
         params = _params(params_path)
         name = read_flat_spec(spec).name
-        out_dir = Path("artifacts") / "flat" / name
+        out_dir = FLAT_DIR / name
         with _Steps(3) as bar:
             with bar.step(f"{name}: reading the export and the leakage audit"):
                 flat = load_flat(spec, data_root)
