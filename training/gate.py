@@ -40,7 +40,30 @@ def baseline_gate(backtest: dict, registry: RegisterParams, model_label: str = "
     windows = sum(1 for f in backtest["folds"] if "skipped" not in f)
     where = f"over {windows} backtest window{'s' if windows != 1 else ''} ({overall['rows']:,} snapshots, " \
             f"{overall['positives']:,} won)"
-    rules, logistic = overall["difference"]["rules"]["roc_auc"], overall["difference"]["logistic"]["roc_auc"]
+    return {**judge(overall["difference"], registry, where, model_label), "windows": windows}
+
+
+def flat_gate(result: dict, registry: RegisterParams, model_label: str = "LightGBM") -> dict:
+    """The same gate for a flat export (``training.flat_eval``): on its time-ordered test when it has
+    one (later rows than any it learned from, like a backtest window), else on the pooled
+    cross-validation; ``evidence`` says which."""
+    timed = (result.get("time_ordered") or {}).get("metrics")
+    if timed:
+        where, report, evidence = (f"on the time-ordered test ({timed['rows']:,} rows, {timed['positives']:,} "
+                                   "positive)"), timed, "time_ordered"
+    else:
+        report = result["cv"]["pooled"]
+        where, evidence = (f"over {result['cv']['folds']}-fold cross-validation ({report['rows']:,} rows, "
+                           f"{report['positives']:,} positive; no time order)"), "cv"
+    return {**judge(report["difference"], registry, where, model_label), "evidence": evidence}
+
+
+def judge(difference: dict, registry: RegisterParams, where: str, model_label: str = "the model") -> dict:
+    """The two checks on ``compare``'s differences of the model against ``rules`` and ``logistic``."""
+    if "rules" not in difference:
+        return {"passed": False, "checks": {},
+                "sentence": f"{where}, {model_label} has no SLA rules to beat (no rules file for this export)"}
+    rules, logistic = difference["rules"]["roc_auc"], difference["logistic"]["roc_auc"]
     _, rules_lo, _ = _span(rules)
     _, _, logistic_hi = _span(logistic)
     beats_rules = rules_lo > registry.min_auc_gain_over_rules
@@ -48,8 +71,7 @@ def baseline_gate(backtest: dict, registry: RegisterParams, model_label: str = "
     floor = f"{-registry.max_auc_loss_to_logistic:g}" if registry.max_auc_loss_to_logistic else "0"
     checks = {
         "beats_rules": {"passed": beats_rules, "difference": rules, "needed": f"interval above {registry.min_auc_gain_over_rules:g}"},
-        "not_worse_than_logistic": {"passed": not_worse, "difference": logistic,
-                                    "needed": f"interval reaching {floor}"},
+        "not_worse_than_logistic": {"passed": not_worse, "difference": logistic, "needed": f"interval reaching {floor}"},
     }
     rules_text = (f"beats the SLA rules by {_numbers(rules)}" if beats_rules else
                   f"does not beat the SLA rules: {_numbers(rules)}, the interval must lie above "
@@ -63,7 +85,7 @@ def baseline_gate(backtest: dict, registry: RegisterParams, model_label: str = "
     else:
         failed = [t for ok, t in ((beats_rules, rules_text), (not_worse, logistic_text)) if not ok]
         sentence = f"{where}, {model_label} " + " and ".join(failed)
-    return {"passed": passed, "sentence": sentence, "windows": windows, "checks": checks}
+    return {"passed": passed, "sentence": sentence, "checks": checks}
 
 
 def version_gate(tags: dict[str, str]) -> tuple[bool, str]:

@@ -123,3 +123,24 @@ def test_the_demo_model_passes_it_and_its_run_records_it(trained):
     assert verdict["passed"], verdict["sentence"]
     run = mlflow.get_run(trained["registered"]["run_id"])
     assert run.data.tags[TAG] == "passed"
+
+
+def test_a_flat_export_is_judged_on_its_time_ordered_test_else_on_cv(params):
+    from leadscore.training.gate import flat_gate
+
+    def diff(rules, logistic):
+        return {"rules": {"roc_auc": {"value": rules[0], "interval": list(rules[1:])}},
+                "logistic": {"roc_auc": {"value": logistic[0], "interval": list(logistic[1:])}}}
+
+    timed = {"rows": 12_356, "positives": 3_030, "difference": diff((-0.176, -0.19, -0.16), (-0.125, -0.14, -0.11))}
+    cv = {"folds": 5, "pooled": {"rows": 41_188, "positives": 4_640, "difference": diff((0.1, 0.09, 0.11), (0.01, 0.0, 0.02))}}
+    bank = flat_gate({"time_ordered": {"metrics": timed}, "cv": cv}, params.registry)
+    assert bank["evidence"] == "time_ordered" and not bank["passed"]
+    assert bank["sentence"].startswith("on the time-ordered test (12,356 rows, 3,030 positive), LightGBM does not beat "
+                                       "the SLA rules: -0.176 ROC AUC")
+    assert "and is significantly worse than logistic regression: -0.125" in bank["sentence"]
+    untimed = flat_gate({"time_ordered": {}, "cv": cv}, params.registry)
+    assert untimed["evidence"] == "cv" and untimed["passed"]
+    assert untimed["sentence"].startswith("over 5-fold cross-validation (41,188 rows, 4,640 positive; no time order)")
+    no_rules = {"folds": 5, "pooled": {**cv["pooled"], "difference": {"logistic": cv["pooled"]["difference"]["logistic"]}}}
+    assert not flat_gate({"cv": no_rules}, params.registry)["passed"]
