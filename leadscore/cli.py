@@ -472,6 +472,7 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
     from leadscore.training.audit import audit_features, raise_if_leaky
     from leadscore.training.flat_eval import evaluate_flat
     from leadscore.training.flat_log import log_flat_run
+    from leadscore.training.gate import flat_gate
 
     with _Guard():
         params = _params(params_path)
@@ -487,6 +488,7 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
             with bar.step(label):
                 result = evaluate_flat(spec, params, data_root, out_dir, since=since,
                                        progress=lambda message: bar.note(f"{label}: {message}"))
+                result["gate"] = flat_gate(result, params.registry)  # would it be allowed to serve?
             with bar.step("logging the run to MLflow"):
                 run = log_flat_run(result, out_dir, params, audit.to_dict())
     console.print(f"[green]✓[/] {name}: {result['rows']:,} rows, {result['positives']:,} positive; audit passed "
@@ -506,6 +508,9 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
             console.print(f"  {where}: {escape(sentence)}", highlight=False, soft_wrap=True)
     for note in result["notes"]:
         console.print(f"  • {escape(note)}", highlight=False, soft_wrap=True)
+    verdict = result["gate"]
+    mark = "[green]✓ baseline gate passed[/]" if verdict["passed"] else "[yellow]✗ baseline gate failed[/]"
+    console.print(f"{mark}: {escape(verdict['sentence'])}", highlight=False, soft_wrap=True)
     console.print(f"  results: {out_dir}/flat_eval.json, plots in {out_dir}/plots; MLflow run {run}", highlight=False)
 
 

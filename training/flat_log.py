@@ -38,6 +38,9 @@ def log_flat_run(result: dict, out_dir: Path | str, params: Params, audit: dict 
         mlflow.log_params({k: str(v)[:500] for k, v in _flatten("", result["settings"], {}).items()})
         mlflow.log_params({f"train.lgbm.{k}": v for k, v in params.train.lgbm.items()})
         log_params_file(mlflow, params)
+        if "gate" in result:
+            mlflow.set_tag("baseline_gate", "passed" if result["gate"]["passed"] else "failed")
+            mlflow.log_dict(result["gate"], "baseline_gate.json")
         metrics = {"rows": result["rows"], "positives": result["positives"]}
         time_ordered = (result["time_ordered"].get("metrics") or {}).get("scorers") or {}
         for scorer, m in time_ordered.items():

@@ -186,6 +186,17 @@ def test_retrain_command_on_a_flat_spec_logs_a_run(tmp_path, tracking, monkeypat
     assert {"cv_model_roc_auc_mean", "cv_rules_roc_auc_mean", "cv_logistic_roc_auc_mean"} <= set(run.data.metrics)
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation/plots")}
     assert "evaluation/plots/gains.png" in names
+    # Issue 16: the baseline gate is judged, printed and logged for a flat export too, and the run
+    # records which parameters file it read.
+    from leadscore.training.gate import flat_gate
+
+    gate = flat_gate(saved, load_params(params_file).registry)
+    assert gate["sentence"].startswith("on the time-ordered test (")
+    text = " ".join(result.output.split())
+    assert ("✓ baseline gate passed" if gate["passed"] else "✗ baseline gate failed") in text
+    assert " ".join(gate["sentence"].split()) in text
+    assert run.data.tags["baseline_gate"] == ("passed" if gate["passed"] else "failed")
+    assert run.data.tags["params_file"] == str(params_file) and run.data.tags["params_chosen_by"] == "--params"
 
 
 def test_retrain_refuses_a_leaky_flat_spec(tmp_path, monkeypatch):
