@@ -114,6 +114,29 @@ class BacktestParams(_Strict):
     logistic_c: float = Field(gt=0)  # inverse L2 strength of the logistic regression baseline
 
 
+class StudyParams(_Strict):
+    """The budget and data of the recipe study (scripts/recipe_study.py), which chose ``train``."""
+
+    demo_leads: int = Field(gt=0)  # leads of each demo export
+    demo_seeds: list[int] = Field(min_length=1)  # one demo export per seed
+    holdout_seeds: list[int]  # demo seeds the search never sees: they only confirm the choice
+    small_leads: int = Field(gt=0)  # one small funnel: what little data needs
+    small_seed: int
+    flat_specs: dict[str, str | None]  # flat spec file -> leave out rows before this time (None: all)
+    trials: int = Field(ge=0)  # Optuna trials after the hand-picked candidates
+    timeout_s: int = Field(gt=0)  # … bounded by this wall time
+    max_brier_gain: float = Field(ge=0)  # eligible: mean Brier at most the current recipe's + this
+    cache_dir: Path  # training sets and fold predictions, built once (the ECE bound is registry.max_ece_gain)
+
+    @model_validator(mode="after")
+    def _holdout(self) -> "StudyParams":
+        unknown = [s for s in self.holdout_seeds if s not in self.demo_seeds]
+        if unknown or len(self.holdout_seeds) >= len(self.demo_seeds):
+            raise ValueError(f"holdout_seeds must be some, not all, of demo_seeds {self.demo_seeds}, "
+                             f"found {self.holdout_seeds}")
+        return self
+
+
 class ExplainParams(_Strict):
     """How contributions become a fit grade, an interest level and a recommendation (models/explain.py)."""
 
@@ -205,6 +228,7 @@ class Params(_Strict):
     audit: AuditParams
     thresholds: ThresholdParams
     backtest: BacktestParams
+    study: StudyParams  # the recipe study that chose train (scripts/recipe_study.py)
     explain: ExplainParams
     registry: RegisterParams
     monitor: MonitorParams
