@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.optimize import brentq
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
@@ -49,9 +50,18 @@ def _beta_features(margin: np.ndarray) -> np.ndarray:
 
 
 def _platt(margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """σ(a · margin + b). A slope a ≤ 0 says the margin does not rank these rows; a calibrator cannot
+    mend a ranking, and a negative slope would turn it upside down (or a zero one erase it). Then
+    the margin's order is kept and only its level is fitted: a = 1, b from Σ σ(margin + b) = Σ y."""
     lr = LogisticRegression(C=_UNREGULARISED, solver="lbfgs", max_iter=1000)
     lr.fit(margin.reshape(-1, 1), y)
-    return {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    if a > 0:
+        return {"method": "platt", "a": a, "b": b}
+    reach = 100.0 + float(np.abs(margin).max())
+    shift = brentq(lambda c: float(np.sum(_sigmoid(margin + c)) - np.sum(y)), -reach, reach)
+    return {"method": "platt", "a": 1.0, "b": float(shift), "form": "shift",
+            "note": f"Platt slope {a:.3g} ≤ 0: the margin does not rank these rows; its order kept, its level fitted"}
 
 
 def _beta(margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -63,8 +73,9 @@ def _beta(margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     if a >= 0 and b >= 0 and a + b > 0:
         return {"method": "beta", "a": a, "b": b, "c": float(lr.intercept_[0]), "form": "beta"}
     platt = _platt(margin, y)
+    note = f"beta coefficients a = {a:.3g}, b = {b:.3g}: one is negative, Platt form used"
     return {"method": "beta", "a": platt["a"], "b": platt["a"], "c": platt["b"], "form": "platt",
-            "note": f"beta coefficients a = {a:.3g}, b = {b:.3g}: one is negative, Platt form used"}
+            "note": f"{note}; {platt['note']}" if "note" in platt else note}
 
 
 def _isotonic(margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -80,8 +91,8 @@ def _isotonic(margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
        by pooling again, on the steps, weighted by their rows);
     3. the knots are the steps' mean margins with those rates as log-odds, joined by straight lines
        in log-odds: strictly increasing between the first and the last knot;
-    4. beyond them, straight on in log-odds with the Platt slope of the same rows (if positive, else
-       the slope from the first to the last knot): no floor and no ceiling, ranked like the margin.
+    4. beyond them, straight on in log-odds with the Platt slope of the same rows (if it is positive,
+       else the slope from the first to the last knot): no floor and no ceiling, ranked like the margin.
 
     The shape between the knots is the data's own; only the ties are gone. Stored as numbers:
     ``x`` (margins), ``logit`` (log-odds), ``slope_low``, ``slope_high``, ``scale: logit``.
@@ -99,8 +110,8 @@ def _isotonic(margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     r = np.bincount(knot, weights=pooled * (rows + 1.0)) / np.bincount(knot, weights=rows + 1.0)
     logit = np.log(r) - np.log1p(-r)
     span = (logit[-1] - logit[0]) / (x[-1] - x[0]) if len(x) > 1 else 0.0
-    slope = _platt(margin, y)["a"]
-    slope = slope if slope > 0 else span
+    platt = _platt(margin, y)
+    slope = span if "form" in platt else platt["a"]  # a level-only Platt fit says nothing about slopes
     return {"method": "isotonic", "scale": "logit", "x": x.tolist(), "logit": logit.tolist(),
             "slope_low": float(slope), "slope_high": float(slope), "levels": int(len(x))}
 
@@ -180,7 +191,8 @@ def judge(calibrator: dict[str, Any], margin: np.ndarray, y: np.ndarray, setting
 def _sentence(method: str, verdict: dict[str, Any], rows: int) -> str:
     if "skipped" in verdict:
         return f"{method}: {verdict['skipped']}: skipped"
-    name = f"{method} (Platt form)" if "note" in verdict else method
+    name = {"beta": f"{method} (Platt form)", "platt": f"{method} (level only)"}.get(method, method) \
+        if "note" in verdict else method
     head = (f"{name}: log loss {verdict['log_loss']:.4f}, {verdict['distinct']:,} distinct values on {rows:,} rows, "
             f"AUC {verdict['auc_change']:+.3f}")
     return f"{head}: rejected ({'; '.join(verdict['rejected'])})" if verdict["rejected"] else head

@@ -167,6 +167,23 @@ def test_beta_with_a_negative_coefficient_falls_back_to_platt_form():
     np.testing.assert_allclose(apply(beta, probe), apply(platt, probe), rtol=1e-9)
 
 
+def test_a_margin_that_ranks_backwards_keeps_its_order_and_gets_its_level(settings):
+    """Bank marketing on main: a calibration period where the booster ranks backwards gave Platt a
+    negative slope (AUC −0.093 on the choosing rows). A calibrator cannot mend a ranking; it keeps
+    the margin's order (AUC unchanged) and fits only the level, and says so."""
+    rng = np.random.default_rng(8)
+    margin = rng.normal(-1.5, 1.0, 3_000)
+    y = (rng.random(3_000) < _sigmoid(-1.5 - 0.8 * (margin + 1.5))).astype(int)
+    platt = calibration._platt(margin, y)
+    assert platt["form"] == "shift" and platt["a"] == 1.0 and "≤ 0" in platt["note"]
+    assert apply(platt, margin).mean() == pytest.approx(y.mean(), abs=1e-9)
+    cal = fit_calibrator(margin, y, settings)
+    p = apply(cal, margin)
+    assert roc_auc_score(y, p) == pytest.approx(roc_auc_score(y, margin), abs=1e-12)
+    assert all(c.get("rejected") == [] for c in cal["candidates"].values() if "skipped" not in c)
+    assert any(line.startswith("platt (level only): ") for line in cal["choice"])
+
+
 def test_isotonic_needs_enough_won_rows(settings):
     margin, y = _synthetic(1_200, 6, stretch=1.0, shift=0.0)  # ~40 won rows to fit on
     cal = fit_calibrator(margin, y, settings)
@@ -197,6 +214,18 @@ def test_every_calibrator_round_trips_through_a_saved_model(method, trained, tmp
     again = LeadModel.load(tmp_path / "m")
     assert again.calibrator == cal
     np.testing.assert_array_equal(again.probability(margin), apply(cal, margin))
+
+
+def test_reliability_bins_hold_every_row_once():
+    margin, y = _synthetic(1_003, 3, 1.0, 0.0)
+    table = reliability_table(y, apply(None, margin))
+    assert len(table) == calibration.ECE_BINS and sum(r["rows"] for r in table) == 1_003
+    assert [r["mean_predicted"] for r in table] == sorted(r["mean_predicted"] for r in table)
+
+
+def test_one_class_calibration_period_is_a_clear_error(settings):
+    with pytest.raises(ValueError, match="both classes"):
+        fit_calibrator(np.zeros(50), np.zeros(50, dtype=int), settings)
 
 
 def test_class_weights_do_not_break_calibrated_probabilities(trained, params, tmp_path):
