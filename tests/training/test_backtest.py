@@ -155,7 +155,7 @@ def test_promotion_gate_refuses_a_worse_model_and_rollback_restores(registry, tr
 
     v1 = register(trained["model_dir"])
     first = promote(trained["dataset"], params)
-    assert first["promoted"] and first["champion_after"] == v1 and "first model" in first["reasons"][0]
+    assert first["promoted"] and first["champion_after"] == v1 and "the registry has no @champion, and over " in first["reasons"][0]
     with pytest.raises(PromotionError, match="no earlier one"):
         rollback(params)
 
