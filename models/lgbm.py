@@ -8,6 +8,7 @@ holds the feature spec, grade cut-offs, the calibrator (plain numbers) and the t
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ from leadscore.models.explain import ExplainSettings, Signals, explain, row_sums
 from leadscore.models.treeshap import FastTreeShap
 
 MODEL_FILE = "model.lgb"
+# Rows of the canary recorded with every saved model (one of missing values, the rest drawn from the
+# trees' own split points), and the seed that draws them.
+CANARY_ROWS, CANARY_SEED = 8, 0
 
 
 class ModelLoadError(RuntimeError):
@@ -53,6 +57,9 @@ class LeadModel:
     version: str = "local"
     calibrator: dict[str, Any] | None = None
     explain: ExplainSettings | None = None
+    # Encoded rows and the margins and probabilities this booster gave them when it was saved
+    # (``record_canary``); serving predicts them again before it trusts a model (serving.model_check).
+    canary: dict[str, list] | None = None
     name = "model"
 
     def __post_init__(self) -> None:
@@ -72,7 +79,19 @@ class LeadModel:
 
     def metadata(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), "grades": self.grades, "info": self.info, "calibrator": self.calibrator,
-                "explain": self.explain.to_dict() if self.explain else None}
+                "explain": self.explain.to_dict() if self.explain else None, "canary": self.canary}
+
+    def record_canary(self) -> dict[str, list]:
+        """Record (in ``canary``) rows that reach many of the trees' leaves and what this booster
+        and calibrator answer for them: the values a copy of the model must reproduce."""
+        rows = _canary_rows(self.booster, self.spec, CANARY_ROWS, CANARY_SEED)
+        margin = self.margin(rows)
+        self.canary = {
+            "rows": [[None if math.isnan(v) else float(v) for v in row] for row in rows.tolist()],
+            "margin": [float(m) for m in margin],
+            "probability": [float(p) for p in self.probability(margin)],
+        }
+        return self.canary
 
     @property
     def cutoffs(self) -> Cutoffs:
@@ -142,7 +161,8 @@ class LeadModel:
         ]
 
     def save(self, folder: Path | str, *, input_example: pd.DataFrame | None = None) -> Path:
-        """Write an MLflow model folder (``mlflow.lightgbm`` flavour, text booster)."""
+        """Write an MLflow model folder (``mlflow.lightgbm`` flavour, text booster), with a canary
+        recorded from this booster."""
         import mlflow.lightgbm
 
         folder = Path(folder)
@@ -150,6 +170,7 @@ class LeadModel:
             import shutil
 
             shutil.rmtree(folder)
+        self.record_canary()
         mlflow.lightgbm.save_model(
             self.booster,
             str(folder),
@@ -187,4 +208,29 @@ class LeadModel:
         except lgb.basic.LightGBMError as exc:
             raise ModelLoadError(f"{booster_file}: {exc}") from None
         return cls(booster, FeatureSpec.from_dict(meta["spec"]), meta["grades"], meta.get("info", {}), version,
-                   meta.get("calibrator"), ExplainSettings.from_dict(meta.get("explain")))
+                   meta.get("calibrator"), ExplainSettings.from_dict(meta.get("explain")), meta.get("canary"))
+
+
+def _canary_rows(booster: lgb.Booster, spec: FeatureSpec, n: int, seed: int) -> np.ndarray:
+    """``n`` encoded rows: the first all missing, the others a seeded draw per feature from its
+    split thresholds (each just below or just above), its category indices, or missing."""
+    rng = np.random.default_rng(seed)
+    thresholds: dict[int, set[float]] = {}
+    for tree in booster.dump_model()["tree_info"]:
+        todo = [tree["tree_structure"]]
+        while todo:
+            node = todo.pop()
+            if "split_index" in node:
+                if node["decision_type"] != "==":
+                    thresholds.setdefault(int(node["split_feature"]), set()).add(float(node["threshold"]))
+                todo += [node["left_child"], node["right_child"]]
+    rows = np.full((n, len(spec.features)), np.nan)
+    for j, f in enumerate(spec.features):
+        if f.kind == "category":
+            choices = np.arange(len(f.categories or []), dtype=np.float64)
+        else:
+            cuts = np.array(sorted(thresholds.get(j, {0.0})))
+            choices = np.concatenate([cuts, np.nextafter(cuts, np.inf) + 1e-9 * np.abs(cuts)])
+        choices = np.append(choices, np.nan)
+        rows[1:, j] = rng.choice(choices, size=n - 1)
+    return rows
