@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from leadscore.config.settings import Settings, get_settings, tracking_uri
@@ -30,18 +31,26 @@ DIGEST_TAG = "model_sha256"
 CHECKSUM_FILE = "leadscore.sha256"
 # Registry answers that mean "there is no such model", as opposed to "the registry cannot be asked".
 _MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+# A check run on a verified model folder before LightGBM reads it here: None, or why it is refused.
+Check = Callable[[Path], str | None]
 
 
-def load_champion(settings: Settings | None = None) -> LeadModel:
+class ModelRefused(ModelLoadError):
+    """The files are the registered ones, but the model failed the check run before loading them."""
+
+
+def load_champion(settings: Settings | None = None, check: Check | None = None) -> LeadModel:
     """The model behind the registry alias (``champion``), through the checksummed local cache.
 
-    Raises ModelLoadError with the reason when there is none or it cannot be read.
+    Raises ModelLoadError with the reason when there is none or it cannot be read (ModelRefused
+    when ``check`` refuses it).
     """
     settings = settings or get_settings()
-    return load_alias(settings.model_alias, settings)
+    return load_alias(settings.model_alias, settings, check=check)
 
 
-def load_alias(alias: str, settings: Settings | None = None, model_name: str | None = None) -> LeadModel:
+def load_alias(alias: str, settings: Settings | None = None, model_name: str | None = None,
+               check: Check | None = None) -> LeadModel:
     """The model behind any alias of the registered model (``champion``, ``challenger``).
 
     When the registry cannot be reached (a tracking server down), the version this alias last
@@ -61,16 +70,18 @@ def load_alias(alias: str, settings: Settings | None = None, model_name: str | N
         first = exc.message.splitlines()[0][:300]
         if exc.error_code in _MISSING:
             raise ModelLoadError(f"no model '{name}@{alias}' in the registry at {tracking_uri(settings)}: {first}") from None
-        return _load_cached_alias(name, alias, settings, f"registry unreachable ({first})")
+        return _load_cached_alias(name, alias, settings, f"registry unreachable ({first})", check)
     except Exception as exc:  # transport errors that MLflow does not wrap
-        return _load_cached_alias(name, alias, settings, f"registry unreachable ({type(exc).__name__}: {exc})"[:300])
-    model = load_version(name, str(mv.version), settings, expected_digest=(mv.tags or {}).get(DIGEST_TAG))
+        return _load_cached_alias(name, alias, settings, f"registry unreachable ({type(exc).__name__}: {exc})"[:300],
+                                  check)
+    model = load_version(name, str(mv.version), settings, expected_digest=(mv.tags or {}).get(DIGEST_TAG), check=check)
     _pointer(settings, name, alias).write_text(json.dumps({"version": str(mv.version)}))
     return model
 
 
 def load_version(
-    name: str, version: str, settings: Settings | None = None, expected_digest: str | None = None
+    name: str, version: str, settings: Settings | None = None, expected_digest: str | None = None,
+    check: Check | None = None,
 ) -> LeadModel:
     """One registered version, downloaded once into the local cache and verified by its SHA-256.
 
@@ -106,23 +117,24 @@ def load_version(
             tmp.rename(target)
         except OSError:  # another worker finished first; its verified copy is as good as ours
             shutil.rmtree(tmp, ignore_errors=True)
-    return _load_verified(target, str(version), expected_digest, origin="registry")
+    return _load_verified(target, str(version), expected_digest, origin="registry", check=check)
 
 
 def _pointer(settings: Settings, name: str, alias: str) -> Path:
     return Path(settings.cache_dir) / name / f"@{alias}.json"
 
 
-def _load_cached_alias(name: str, alias: str, settings: Settings, why: str) -> LeadModel:
+def _load_cached_alias(name: str, alias: str, settings: Settings, why: str, check: Check | None = None) -> LeadModel:
     pointer = _pointer(settings, name, alias)
     try:
         version = str(json.loads(pointer.read_text())["version"])
     except (OSError, ValueError, KeyError):
         raise ModelLoadError(f"{why}, and no cached '{name}@{alias}' in {settings.cache_dir}") from None
-    return _load_verified(Path(settings.cache_dir) / name / version, version, None, origin=f"cache: {why}")
+    return _load_verified(Path(settings.cache_dir) / name / version, version, None, origin=f"cache: {why}", check=check)
 
 
-def _load_verified(target: Path, version: str, expected_digest: str | None, origin: str) -> LeadModel:
+def _load_verified(target: Path, version: str, expected_digest: str | None, origin: str,
+                   check: Check | None = None) -> LeadModel:
     """Load a cached version after checking its files against the digest recorded at download."""
     try:
         recorded = json.loads((target / CHECKSUM_FILE).read_text())["sha256"]
@@ -136,6 +148,9 @@ def _load_verified(target: Path, version: str, expected_digest: str | None, orig
         raise ModelLoadError(
             f"cached model version {version} fails its checksum (expected SHA-256 {recorded[:16]}…, "
             f"found {found[:16]}…): the files in {folder} changed after download")
+    why = check(folder) if check else None
+    if why:
+        raise ModelRefused(f"model version {version} refused: {why}")
     model = LeadModel.load(folder, version=version)
     model.origin, model.digest = origin, found
     return model

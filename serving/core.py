@@ -1,8 +1,10 @@
 """What the API does, without the web framework: score within a deadline, fall back, record, explain.
 
 ``ScoringCore`` holds the champion (or nothing), the SLA rules, the ledger and the settings.
-Every request is answered: by the model when it loaded, passed its start-up check and answers
-within the deadline; by the rules otherwise, saying why. The ledger is best effort: when it is
+Every request is answered: by the model when it passed its check in a child process
+(``serving.model_check``: a model that crashes LightGBM or hangs costs the child, not this worker),
+loaded, passed its start-up check and answers within the deadline; by the rules otherwise, saying
+why in ``models.policy``'s vocabulary (``model_invalid: …``, ``deadline: …``). The ledger is best effort: when it is
 down, scores are still served and the loss is logged (and not retried for a few seconds, so a dead
 database costs one request its timeout, not every request).
 """
@@ -25,9 +27,9 @@ from leadscore.features.online import OnlineFeatures
 from leadscore.models.accounts import buying_roles, summarize_accounts
 from leadscore.models.decision import LeadScore
 from leadscore.models.lgbm import LeadModel
-from leadscore.models.policy import primary_scorer, rule_scorer
+from leadscore.models.policy import fallback, primary_scorer, rule_scorer, scrub
 from leadscore.models.rules import RuleScorer
-from leadscore.serving import live
+from leadscore.serving import live, model_check
 from leadscore.serving.ledger import Ledger, LedgerEntry, LedgerError, pseudonym
 from leadscore.serving.schemas import (
     EXAMPLE_ACTIVITY,
@@ -83,8 +85,8 @@ class ScoringCore:
         self.free_mail = frozenset(d.lower() for d in params.features.free_mail_domains)
         self.accounts = params.accounts
         self.sales_types = frozenset(self.rules.spec.sales_activity_types)
-        scorer, self.fallback_reason = primary_scorer(params.features, self.settings)
-        self.model: LeadModel | None = scorer if isinstance(scorer, LeadModel) else None
+        scorer, self.fallback_reason = primary_scorer(params.features, self.settings, check=_check_folder)
+        self.model: LeadModel | None = _served(scorer)
         # Older model versions behind ledger entries, loaded on demand for "why did it change".
         self._old_models: dict[str, LeadModel | None] = {}
         self.secret = self._secret()
@@ -132,8 +134,8 @@ class ScoringCore:
         or fails the test lead."""
         params = load_params(self.settings.params_path)
         before = self.model.version if self.model else None
-        scorer, why = primary_scorer(params.features, self.settings)
-        candidate = scorer if isinstance(scorer, LeadModel) else None
+        scorer, why = primary_scorer(params.features, self.settings, check=_check_folder)
+        candidate = _served(scorer)
         if candidate is not None:
             why = _model_fails(candidate)
         if why and self.model is not None:
@@ -196,9 +198,10 @@ class ScoringCore:
             try:
                 return await asyncio.wait_for(job, timeout=deadline)
             except TimeoutError:
-                why = f"model version {model.version} did not answer within the {self.settings.deadline_ms} ms deadline"
+                why = fallback("deadline", f"model version {model.version} did not answer within the "
+                                           f"{self.settings.deadline_ms} ms deadline")
             except Exception as exc:  # noqa: BLE001 — the model failing on a request must not fail the request
-                why = f"model version {model.version} failed on this request: {type(exc).__name__}"
+                why = fallback("model_error", f"model version {model.version} failed on this request: {type(exc).__name__}")
             log.warning("fallback to rules", extra={"reason": why, "leads": len(leads)})
         return await loop.run_in_executor(self._rules_pool, self._score_rules, leads, as_of_us, top_k, lang, why)
 
@@ -282,9 +285,9 @@ class ScoringCore:
             from leadscore.models.registry import load_version
 
             try:
-                cache[version] = load_version(self.settings.model_name, version, self.settings)
+                cache[version] = load_version(self.settings.model_name, version, self.settings, check=_check_folder)
             except Exception as exc:  # noqa: BLE001 — an old model is a courtesy
-                log.warning("old model unavailable", extra={"model_version": version, "error": str(exc)[:200]})
+                log.warning("old model unavailable", extra={"model_version": version, "error": scrub(str(exc))})
                 cache[version] = None
         return cache[version]
 
@@ -301,13 +304,32 @@ def _test_lead() -> tuple[list, int]:
     return [live.inputs(example)], live.micros(datetime(2026, 2, 1))
 
 
+def _check_folder(folder) -> str | None:
+    """The load hook: why the model folder is refused by its check in a child process, or None."""
+    verdict = model_check.check_folder(folder)
+    if verdict.ok:
+        log.info("model check passed", extra={"check": verdict.note, "check_s": round(verdict.seconds, 2)})
+        return None
+    log.error("model check refused the model", extra={"reason": scrub(verdict.reason or ""),
+                                                       "check_s": round(verdict.seconds, 2)})
+    return verdict.reason or "the check gave no reason"
+
+
+def _served(scorer) -> LeadModel | None:
+    """The model among the scorers, with its origin fit to show (the cache's reason names no URL)."""
+    if not isinstance(scorer, LeadModel):
+        return None
+    scorer.origin = scrub(scorer.origin)
+    return scorer
+
+
 def _model_fails(model: LeadModel) -> str | None:
     """Why ``model`` cannot serve (it raised or gave an impossible answer on the test lead), or None."""
     try:
         results, _ = live.score_model(model, *_test_lead(), 3, "en")
         _check(results[0], "model")
     except Exception as exc:  # noqa: BLE001 — any failure of the model means: rules
-        return f"model version {model.version} failed its start-up check: {exc}"[:300]
+        return fallback("model_failed_check", f"model version {model.version} failed its start-up check: {exc}")
     return None
 
 

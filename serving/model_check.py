@@ -60,6 +60,7 @@ class Verdict:
     canary: bool = False
     seconds: float = 0.0
     trees: int = 0
+    answered: bool = False  # the child finished and said so (False: it crashed or was cut off)
 
     @property
     def note(self) -> str:
@@ -241,6 +242,24 @@ def _numbers(kv: dict[str, str], key: str, where: str, count: int, kind: type) -
 
 # --- the parent: run the child, read its verdict
 
+# Verdicts the child gave, by the folder's SHA-256: the same bytes need no second child in this process
+# (a crash or a timeout is not kept: it may be the machine, not the model).
+_VERDICTS: dict[str, Verdict] = {}
+
+
+def check_folder(folder: Path | str, timeout_s: float | None = None) -> Verdict:
+    """``check_model``, once per model content and process."""
+    from leadscore.models.lgbm import folder_digest
+
+    digest = folder_digest(folder)
+    if digest in _VERDICTS:
+        return _VERDICTS[digest]
+    verdict = check_model(folder, timeout_s)
+    if verdict.answered:
+        _VERDICTS[digest] = verdict
+    return verdict
+
+
 
 def check_model(folder: Path | str, timeout_s: float | None = None, *, structure: bool = True) -> Verdict:
     """Check the model folder in a child process within ``timeout_s`` (``MODEL_CHECK_TIMEOUT_S``).
@@ -264,7 +283,7 @@ def check_model(folder: Path | str, timeout_s: float | None = None, *, structure
     if done.returncode != 0 or answer is None:
         return Verdict(False, _crash(done.returncode, done.stderr), seconds=seconds)
     return Verdict(bool(answer.get("ok")), answer.get("reason"), bool(answer.get("canary")), seconds,
-                   int(answer.get("trees", 0)))
+                   int(answer.get("trees", 0)), answered=True)
 
 
 def _last_json(stdout: bytes) -> dict | None:
