@@ -4,9 +4,9 @@
 Every request is answered: by the model when it passed its check in a child process
 (``serving.model_check``: a model that crashes LightGBM or hangs costs the child, not this worker),
 loaded, passed its start-up check and answers within the deadline; by the rules otherwise, saying
-why in ``models.policy``'s vocabulary (``model_invalid: …``, ``deadline: …``). The ledger is best effort: when it is
-down, scores are still served and the loss is logged (and not retried for a few seconds, so a dead
-database costs one request its timeout, not every request).
+why in ``models.policy``'s vocabulary (``model_invalid: …``, ``deadline: …``). The ledger is best
+effort: when it is down, scores are still served and the loss is logged (and not retried for a few
+seconds, so a dead database costs one request its timeout, not every request).
 """
 
 from __future__ import annotations
