@@ -8,7 +8,10 @@ The file format is described in ``models/README.md``.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -21,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from leadscore.config.params import FeatureParams
 from leadscore.features.catalog import describe
 from leadscore.features.contract import KNOWN_LEAD_COLUMNS
+from leadscore.features.online import to_number
 from leadscore.features.spec import FeatureSpec, decayed_name, layout
 from leadscore.models.decision import (
     Cutoffs,
@@ -127,31 +131,112 @@ class Rule(BaseModel):
 
     def fires(self, values: pd.Series) -> np.ndarray:
         """Whether the rule applies to each row: its condition holds, or its count is not zero."""
-        if self.per_unit is not None:
-            return pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype="float64") != 0
-        if self.in_ is not None:
-            return values.astype("object").isin([str(v) for v in self.in_]).to_numpy()
-        if self.equals is not None:
-            if isinstance(self.equals, str):
-                return (values.astype("object") == self.equals).to_numpy()
-            return (pd.to_numeric(values, errors="coerce") == self.equals).to_numpy()
-        num = pd.to_numeric(values, errors="coerce")
-        fired = num.notna().to_numpy().copy()
-        if self.min is not None:
-            fired &= (num >= self.min).to_numpy()
-        if self.max is not None:
-            fired &= (num < self.max).to_numpy()
-        return fired
+        return compile_rule(self).column_fires(values)
 
     def points_for(self, values: pd.Series) -> np.ndarray:
         """Points this rule gives each row (0 where it does not fire); ``values`` are the ``counted`` feature's."""
-        if self.per_unit is not None:
+        return compile_rule(self).column_points(values)
+
+
+Test = Literal["count", "in", "equals_text", "equals_number", "range"]
+
+
+def _number(value: object) -> float:
+    """One cell as ``pd.to_numeric(..., errors="coerce")`` reads it (``features.online.to_number``)."""
+    return value if type(value) is float else to_number(value)
+
+
+def _clip(x: float, low: float, high: float) -> float:
+    """``np.clip`` on one float, as numpy defines it (NaN stays; at a bound the bound wins, even -0.0 over 0.0)."""
+    if x != x:
+        return x
+    x = x if x > low else low
+    return x if x < high else high
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One SLA rule as both evaluators read it: ``column_*`` over a batch column (pandas),
+    ``one_*`` over one lead's value (plain Python, the live path). Both read only these fields,
+    so the batch and live paths cannot disagree on what a rule means."""
+
+    feature: str  # the condition's feature, the value a reason shows
+    counted: str  # the feature the points are read from (the decayed count with a half-life)
+    test: Test
+    points: float  # a condition's points, or the points per unit of a count
+    cap: float | None  # |cap| of a count's points
+    levels: frozenset[str] = frozenset()  # 'in'
+    equals: float | str | None = None
+    low: float | None = None  # 'min', inclusive
+    high: float | None = None  # 'max', exclusive
+    exclude: bool = False
+
+    # --- batch: a column of rows
+
+    def column_fires(self, values: pd.Series) -> np.ndarray:
+        if self.test == "count":
+            return pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype="float64") != 0
+        if self.test == "in":
+            return values.astype("object").isin(list(self.levels)).to_numpy()
+        if self.test == "equals_text":
+            return (values.astype("object") == self.equals).to_numpy()
+        num = pd.to_numeric(values, errors="coerce")
+        if self.test == "equals_number":
+            return (num == self.equals).to_numpy()
+        fired = num.notna().to_numpy().copy()
+        if self.low is not None:
+            fired &= (num >= self.low).to_numpy()
+        if self.high is not None:
+            fired &= (num < self.high).to_numpy()
+        return fired
+
+    def column_points(self, values: pd.Series) -> np.ndarray:
+        if self.test == "count":
             # The cap applies after the decay: it bounds the points, whatever their age.
-            pts = pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype="float64") * self.per_unit
+            pts = pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype="float64") * self.points
             if self.cap is not None:
-                pts = np.clip(pts, -abs(self.cap), abs(self.cap))
+                pts = np.clip(pts, -self.cap, self.cap)
             return pts
-        return np.where(self.fires(values), float(self.points), 0.0)
+        return np.where(self.column_fires(values), self.points, 0.0)
+
+    # --- live: one lead's value, as the column code treats that cell
+
+    def one_fires(self, value: object) -> bool:
+        test = self.test
+        if test == "count":
+            x = _number(value)
+            return x == x and x != 0  # NaN counts as 0
+        if test == "in":
+            return value in self.levels  # as isin: hashable cells (text, floats, None); text never equals a number
+        if test == "equals_text":
+            return isinstance(value, str) and value == self.equals
+        x = _number(value)
+        if test == "equals_number":
+            return x == self.equals
+        return x == x and (self.low is None or x >= self.low) and (self.high is None or x < self.high)
+
+    def one_points(self, value: object) -> float:
+        if self.test == "count":
+            x = _number(value)
+            pts = (0.0 if x != x else x) * self.points
+            return pts if self.cap is None else _clip(pts, -self.cap, self.cap)
+        return self.points if self.one_fires(value) else 0.0
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    """The one reading of a rule's fields (``models/README.md``) that both evaluators share."""
+    common = {"feature": rule.feature, "counted": rule.counted, "exclude": rule.exclude}
+    if rule.per_unit is not None:
+        cap = None if rule.cap is None else abs(float(rule.cap))
+        return CompiledRule(test="count", points=float(rule.per_unit), cap=cap, **common)
+    points = float(rule.points)
+    if rule.in_ is not None:
+        return CompiledRule(test="in", points=points, cap=None, levels=frozenset(str(v) for v in rule.in_), **common)
+    if isinstance(rule.equals, str):
+        return CompiledRule(test="equals_text", points=points, cap=None, equals=rule.equals, **common)
+    if rule.equals is not None:
+        return CompiledRule(test="equals_number", points=points, cap=None, equals=rule.equals, **common)
+    return CompiledRule(test="range", points=points, cap=None, low=rule.min, high=rule.max, **common)
 
 
 class Probability(BaseModel):
@@ -344,16 +429,32 @@ class RuleScorer:
         by_feature = {f.name: f.group for f in self.spec.features}
         # Fit or interest: what the feature is, unless the rule says otherwise.
         self.groups: list[Group] = [r.group or by_feature[r.feature] for r in config.rules]
+        self._compiled: tuple[list[Rule], tuple[CompiledRule, ...]] | None = None
+
+    @property
+    def table(self) -> tuple[CompiledRule, ...]:
+        """The rules compiled once (again if ``config.rules`` was replaced): what both evaluators read."""
+        rules = self.config.rules
+        if self._compiled is None or self._compiled[0] is not rules:
+            self._compiled = (rules, tuple(compile_rule(r) for r in rules))
+        return self._compiled[1]
 
     def _evaluate(self, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Per-rule points (rows × rules) and which exclusion rules fired (rows × rules)."""
-        rules = self.config.rules
-        per_rule = np.column_stack([r.points_for(raw[r.counted]) for r in rules])
+        table = self.table
+        per_rule = np.column_stack([c.column_points(raw[c.counted]) for c in table])
         exclusions = np.zeros(per_rule.shape, dtype=bool)
-        for j, rule in enumerate(rules):
-            if rule.exclude:
-                exclusions[:, j] = rule.fires(raw[rule.feature])
+        for j, c in enumerate(table):
+            if c.exclude:
+                exclusions[:, j] = c.column_fires(raw[c.feature])
         return per_rule, exclusions
+
+    def _evaluate_rows(self, raws: Sequence[Mapping[str, object]]) -> tuple[np.ndarray, np.ndarray]:
+        """``_evaluate`` over feature dicts (the live path): the same arrays, cell by cell, no pandas."""
+        table = self.table
+        per_rule = np.array([[c.one_points(raw[c.counted]) for c in table] for raw in raws], dtype="float64")
+        exclusions = np.array([[c.exclude and c.one_fires(raw[c.feature]) for c in table] for raw in raws], dtype=bool)
+        return per_rule.reshape(len(raws), len(table)), exclusions.reshape(len(raws), len(table))
 
     def points(self, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Total points, per-rule points (rows × rules) and whether a hard exclusion fired."""
@@ -394,9 +495,29 @@ class RuleScorer:
         return [j for j in negatives if fired[j]] + positives + [j for j in negatives if not fired[j]]
 
     def score_frame(self, raw: pd.DataFrame, lead_ids: list[str], top_k: int = 3, lang: Lang = "en") -> list[LeadScore]:
+        """Points, grade, reasons and matrix for each row of a feature table (the batch path)."""
         if raw.empty:
             return []
-        per_rule, exclusions = self._evaluate(raw)
+        columns: dict[str, pd.Series] = {}
+
+        def value(i: int, feature: str) -> object:
+            if feature not in columns:
+                columns[feature] = raw[feature]
+            return columns[feature].iat[i]
+
+        return self._results(*self._evaluate(raw), value, lead_ids, top_k, lang)
+
+    def score_rows(self, raws: Sequence[Mapping[str, object]], lead_ids: list[str], top_k: int = 3,
+                   lang: Lang = "en") -> list[LeadScore]:
+        """``score_frame`` for feature dicts (``OnlineFeatures.features``' raw values), without pandas:
+        the live path. Same rule table, same decision code, bit for bit the same answers."""
+        if not raws:
+            return []
+        return self._results(*self._evaluate_rows(raws), lambda i, feature: raws[i][feature], lead_ids, top_k, lang)
+
+    def _results(self, per_rule: np.ndarray, exclusions: np.ndarray, value: Callable[[int, str], object],
+                 lead_ids: list[str], top_k: int, lang: Lang) -> list[LeadScore]:
+        """Per-rule points and exclusions → LeadScores; ``value(i, feature)`` is row ``i``'s raw value."""
         total, excluded = per_rule.sum(axis=1), exclusions.any(axis=1)
         fit_points, interest_points = self.fit_interest(per_rule)
         proba = self.probability(total)
@@ -409,12 +530,12 @@ class RuleScorer:
             reasons = []
             for j in self._reason_order(per_rule[i], exclusions[i], top_k):
                 rule = self.config.rules[j]
-                value = display_value(raw[rule.feature].iat[i])
-                what = describe(rule.feature, value, lang)
+                shown_value = display_value(value(i, rule.feature))
+                what = describe(rule.feature, shown_value, lang)
                 if rule.half_life_days is not None:
                     what = f"{what}, {_decay_text(rule.half_life_days, lang)}"
                 text = f"{rule.label.text(lang)} ({what}): {_points_text(per_rule[i, j], lang)}"
-                reasons.append(Reason(rule.feature, value, float(per_rule[i, j]), text, self.groups[j]))
+                reasons.append(Reason(rule.feature, shown_value, float(per_rule[i, j]), text, self.groups[j]))
             # A negative-persona exclusion puts the lead in fit grade D and grade D; the score and
             # the recommendation still come out, and people decide what to do with it.
             fit_grade = "D" if excluded[i] else fit_grades[i]

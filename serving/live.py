@@ -1,4 +1,4 @@
-"""A validated request → the live scorers' inputs, without pandas on the model's path.
+"""A validated request → the live scorers' inputs, without pandas on the model's or the rules' path.
 
 ``inputs`` gives each lead as ``features.online`` takes it (a profile dict normalised as the export
 contract normalises a leads row, activity tuples in µs); ``score_model`` and ``score_rules`` turn
@@ -89,10 +89,10 @@ def score_rules(
     rules: RuleScorer, online: OnlineFeatures, leads: list[tuple[dict, list[Activity]]], as_of_us: int,
     top_k: int, lang: Lang,
 ) -> tuple[list[LeadScore], list[dict[str, object]]]:
-    """The SLA rules' points, grade and reasons for each lead, from the same online features."""
+    """The SLA rules' points, grade and reasons for each lead, from the same online features: the
+    API's fallback, so without pandas (``RuleScorer.score_rows``, the batch path's rule table)."""
     raws = [online.features(profile, activities, as_of_us)[0] for profile, activities in leads]
-    frame = pd.DataFrame(raws, columns=rules.spec.names)
-    results = rules.score_frame(frame, [str(p["lead_id"]) for p, _ in leads], top_k=top_k, lang=lang)
+    results = rules.score_rows(raws, [str(p["lead_id"]) for p, _ in leads], top_k=top_k, lang=lang)
     return results, raws
 
 

@@ -44,7 +44,6 @@ def no_pandas_objects(monkeypatch):
     return apply
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: score_rules builds a DataFrame per request")
 def test_live_rules_build_no_pandas_objects(scorer, no_pandas_objects):
     online = OnlineFeatures(scorer.spec)
     activities = [(AS_OF_US - 3 * DAY_US, "demo_request", "web"), (AS_OF_US - 40 * DAY_US, "pricing_page_view", "web")]
