@@ -988,9 +988,12 @@ def serve(
     data: str = typer.Option("data/demo", "--data", help="Export to take the --print-curl lead from."),
 ) -> None:
     """Start the BentoML scoring service (model from the registry alias, rules as fallback)."""
-    from leadscore.config.settings import get_settings
+    from leadscore.config.settings import SettingsError, get_settings
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError as exc:  # checked before BentoML starts: one line, not a worker's traceback
+        _fail(str(exc))
     missing = [name for name, ok in (("LEADSCORE_API_KEYS", settings.keys()),
                                      ("LEADSCORE_PSEUDONYM_KEY", settings.pseudonym_key)) if not ok]
     if missing:

@@ -8,6 +8,7 @@ URL's password; a dead or locked database fails within about ``timeout_s``, neve
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import hmac
@@ -325,13 +326,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, timeout_ms: int) -> None:
 
 
 def _prepare_location(url: URL) -> None:
-    """Create the SQLite file's parent directory; nothing to do for in-memory or server databases."""
+    """Create the SQLite file's missing folders; nothing to do for in-memory or server databases.
+
+    Never at the filesystem root: a relative path read from ``/`` (a service started by systemd or
+    cron has that working directory) or one slash too many (``sqlite:////data/l.db``) would make a
+    top-level folder or file. That is refused with the path to write instead (OSError, as mkdir's).
+    """
     if url.get_backend_name() != "sqlite":
         return
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         return
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = Path(database).expanduser().absolute()
+    missing = [p for p in path.parents if not p.exists()]
+    top = missing[-1] if missing else path.parent
+    if top.parent == top or (top.parent == Path(top.anchor) and missing) or path.parent == Path(path.anchor):
+        raise OSError(errno.EACCES, f"refused to create it at the filesystem root (working directory {Path.cwd()}; "
+                      "sqlite:///path is relative to it, sqlite:////path is absolute): expected a path below an "
+                      "existing folder", str(top if missing else path))
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _where(url: URL) -> str:

@@ -71,11 +71,11 @@ def naive_utc(value: datetime, field: str) -> datetime:
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc).replace(tzinfo=None)
     if not EARLIEST <= value <= LATEST:
-        raise ValueError(f"{field}: expected a date between 1678 and 2261, found {value.isoformat()}")
+        raise ValueError(f"{field}: expected a date between 1678 and 2261, found one {'before' if value < EARLIEST else 'after'}")
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     if value > now + CLOCK_SKEW:
         raise ValueError(f"{field}: expected a time not in the future (now is {now:%Y-%m-%dT%H:%M:%S} UTC), "
-                         f"found {value.isoformat()}")
+                         f"found a later one")
     return value
 
 
@@ -88,15 +88,16 @@ def read_number(value: object, field: str) -> object:
     """A lead's numeric property as sent: a number; numeric text read exactly ("250" → 250); empty
     text as missing. A boolean is refused (true is not 1 employee), so is text that is not a number."""
     if isinstance(value, bool):
-        raise ValueError(f"{field}: expected a number, found a boolean ({str(value).lower()})")
+        raise ValueError(f"{field}: expected a number, found a boolean")
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
         if not _NUMBER_TEXT.fullmatch(text):
-            shown = repr(text[:40] + ("…" if len(text) > 40 else ""))
+            # The text itself is not quoted: a CRM that maps the wrong field sends e-mail addresses here.
             raise ValueError(f"{field}: expected a number such as 250 or 1.5e3 (as text: digits with an optional "
-                             f"sign, decimal point and exponent, no thousands separators), found text {shown}")
+                             f"sign, decimal point and exponent, no thousands separators), found other text "
+                             f"({len(text)} characters)")
         return float(text)
     return value
 
@@ -169,7 +170,8 @@ class LeadIn(BaseModel):
                 continue
             if isinstance(value, (int, float)):
                 if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_EXTRA_NUMBER:
-                    raise ValueError(f"{key}: expected a finite number below {MAX_EXTRA_NUMBER:.0e}, found {value!r}"[:200])
+                    raise ValueError(f"{key}: expected a finite number below {MAX_EXTRA_NUMBER:.0e}, found "
+                                     f"{'a larger one' if math.isfinite(value) else 'NaN or infinity'}")
                 continue
             if isinstance(value, str):
                 if len(value) > MAX_EXTRA_TEXT:
@@ -261,11 +263,11 @@ class ScoreRequest(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "ScoreRequest":
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for i, item in enumerate(self.leads):
             if item.lead.lead_id in seen:
-                raise ValueError(f"leads[{i}].lead.lead_id: expected unique ids, found {item.lead.lead_id!r} twice")
-            seen.add(item.lead.lead_id)
+                raise ValueError(f"leads[{i}].lead.lead_id: expected unique ids, found the id of leads[{seen[item.lead.lead_id]}] again")
+            seen[item.lead.lead_id] = i
         return self
 
     @model_validator(mode="after")
@@ -276,11 +278,10 @@ class ScoreRequest(BaseModel):
             return self
         late = [(i, item.lead) for i, item in enumerate(self.leads) if item.lead.created_at > self.as_of]
         if late:
-            shown = "; ".join(f"leads[{i}].lead.created_at {lead.created_at.isoformat()} (lead_id {lead.lead_id[:60]!r})"
-                              for i, lead in late[:5])
-            more = f"; and {len(late) - 5} more" if len(late) > 5 else ""
+            shown = ", ".join(f"leads[{i}].lead.created_at" for i, _ in late[:5])
+            more = f" and {len(late) - 5} more" if len(late) > 5 else ""
             raise ValueError(f"as_of: expected a time at or after every lead's created_at (a lead cannot be scored "
-                             f"before it existed), found as_of {self.as_of.isoformat()} before {shown}{more}")
+                             f"before it existed), found as_of before {shown}{more}")
         return self
 
 

@@ -1,10 +1,11 @@
 """The BentoML service the CRM calls: the champion model, with the SLA rules as fallback.
 
-BentoML runs it (workers, ``/livez``, ``/readyz``, ``/metrics``, ``bentoml build``); its routes are
+BentoML runs it (workers, ``/livez``, ``/readyz``, ``bentoml build``); its routes are
 a FastAPI app mounted into the service, because a CRM integration needs what ``@bentoml.api``
 does not give: GET routes (history, lead card), 422 errors that name the field, 413/415/503 from
 one gate in front of every route, and HTML for the card. Each route is a few lines over
-``serving.core.ScoringCore``.
+``serving.core.ScoringCore``. ``/metrics`` is the app's own, behind the gate: BentoML's is open and
+labels requests by raw path (lead ids), so it is switched off.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from leadscore.serving.schemas import (
     ScoreOut,
     ScoreRequest,
 )
-from leadscore.serving.security import Gate, card_link, configure_logging, quote_id
+from leadscore.serving.security import METRICS_PATH, Gate, Metrics, card_link, configure_logging
 
 ERRORS = {
     401: {"description": "Missing or invalid API key."},
@@ -46,7 +47,8 @@ ERRORS = {
     503: {"description": "Over capacity; retry after the Retry-After header's seconds."},
 }
 _SCORES = TypeAdapter(list[ScoreOut])
-LeadId = Path(min_length=1, max_length=200, description="The CRM's id of the lead.")
+LeadId = Path(min_length=1, max_length=200, description="The CRM's id of the lead, percent-encoded; it may "
+              "hold any character, `/` included (`%2F` or `/`: both are the same id).")
 Lang = Query("en", description="Language of texts.")
 
 app = FastAPI(
@@ -57,14 +59,38 @@ app = FastAPI(
     dependencies=[Depends(HTTPBearer(auto_error=False, description="An API key from LEADSCORE_API_KEYS."))],
 )
 _core: ScoringCore | None = None
+_metrics = Metrics()
+_MAX_SCRUBBED = 5_000
 
 
 @app.exception_handler(RequestValidationError)
 async def _invalid(request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming each field; the offending input is not echoed (it may be NaN, huge, or personal)."""
-    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:500], "type": e.get("type", "")}
+    """422 naming each field and what it expects; the refused input is never echoed (it may be NaN,
+    huge, or personal data a CRM mapped to the wrong field): no ``input`` or ``ctx``, and any text
+    of the input that a message still quotes is cut out of it."""
+    errors = [{"loc": [str(p)[:100] if isinstance(p, str) else p for p in e.get("loc", ())],
+               "msg": _without_input(str(e.get("msg", "")), e.get("input"))[:500], "type": e.get("type", "")}
               for e in exc.errors()]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+def _without_input(msg: str, value: object) -> str:
+    """``msg`` with every text or number of ``value`` (walked to at most _MAX_SCRUBBED leaves) replaced by …"""
+    leaves: list[str] = []
+    stack = [value]
+    while stack and len(leaves) < _MAX_SCRUBBED:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
+            text = str(item).strip()
+            if len(text) >= 3:  # shorter would also hit the message's own words
+                leaves.append(text)
+    for text in sorted(set(leaves), key=len, reverse=True):
+        msg = msg.replace(text, "…")
+    return msg
 
 
 def _settings_gate():
@@ -77,6 +103,9 @@ app.add_middleware(
     secret=lambda: _core.secret if _core is not None else b"",
     max_bytes=lambda: _settings_gate().max_request_bytes,
     max_in_flight=lambda: _settings_gate().max_in_flight,
+    routes=lambda: app.router.routes,
+    metrics_keys=lambda: _settings_gate().metrics_key_list(),
+    metrics=_metrics,
 )
 
 
@@ -106,6 +135,9 @@ def _reject_unknown_fields(core: ScoringCore, leads, prefix: tuple) -> None:
     workers=int(os.environ.get("LEADSCORE_WORKERS", "1")),
     # BentoML's access log would print lead ids in paths; the gate logs pseudonymised lines instead.
     logging={"access": {"enabled": False}},
+    # BentoML's /metrics is open to anyone and labels requests by raw path (a series per lead id);
+    # the app's own /metrics, behind the gate, replaces it (serving.security.Metrics).
+    metrics={"enabled": False},
 )
 @bentoml.asgi_app(app, path="/")
 class LeadScoring:
@@ -127,6 +159,7 @@ class LeadScoring:
         warnings per lead, in request order. A lead with ``do_not_profile`` is not scored."""
         _reject_unknown_fields(self.core, body.leads, ("body", "leads"))
         scored = await self.core.score(body)
+        _metrics.count_scores([(s.out.scorer, s.out.fallback_reason) for s in scored])
         # Built by pydantic's serializer directly: FastAPI would validate the response once more.
         return Response(_SCORES.dump_json([s.out for s in scored]), media_type="application/json")
 
@@ -157,7 +190,13 @@ class LeadScoring:
             ledger=core.ledger.describe(),
         )
 
-    @app.get("/leads/{lead_id}/history", response_model=HistoryOut, responses={**ERRORS, 404: {"description": "No scores."}})
+    @app.get(METRICS_PATH, include_in_schema=False)
+    def metrics(self) -> Response:
+        """Prometheus metrics of this service instance (API key or LEADSCORE_METRICS_KEYS)."""
+        content, kind = _metrics.render()
+        return Response(content, media_type=kind)
+
+    @app.get("/leads/{lead_id:path}/history", response_model=HistoryOut, responses={**ERRORS, 404: {"description": "No scores."}})
     def history(self, lead_id: str = LeadId, limit: int = Query(100, ge=1, le=1000),
                 lang: Literal["en", "de"] = Lang) -> HistoryOut:
         """The lead's served scores, oldest first, and why the last one differs from the one before."""
@@ -165,7 +204,7 @@ class LeadScoring:
         change = self._change(entries[-2], entries[-1], lang) if len(entries) >= 2 else None
         return HistoryOut(lead_id=lead_id, entries=[_entry_out(e) for e in entries], change=change)
 
-    @app.get("/leads/{lead_id}/change", response_model=ChangeOut, responses={**ERRORS, 404: {"description": "No such scores."}})
+    @app.get("/leads/{lead_id:path}/change", response_model=ChangeOut, responses={**ERRORS, 404: {"description": "No such scores."}})
     def change(self, lead_id: str = LeadId, from_id: int | None = Query(None, ge=1), to_id: int | None = Query(None, ge=1),
                lang: Literal["en", "de"] = Lang) -> ChangeOut:
         """Why two of the lead's scores differ (default: the last two): what moved because the
@@ -179,14 +218,14 @@ class LeadScoring:
                                 f"{' with ids ' + str(from_id) + ', ' + str(to_id) if from_id or to_id else ''}, found {len(entries)}")
         return self._change(old, new, lang)
 
-    @app.post("/leads/{lead_id}/card-link", response_model=CardLinkOut, responses=ERRORS)
+    @app.post("/leads/{lead_id:path}/card-link", response_model=CardLinkOut, responses=ERRORS)
     def card_link(self, lead_id: str = LeadId, lang: Literal["en", "de"] = Lang) -> CardLinkOut:
         """A signed, expiring URL of the lead card for an iframe (an iframe cannot send the key)."""
         expires = int(time.time()) + self.core.settings.card_link_ttl_s
-        url = card_link(self.core.secret, f"/leads/{quote_id(lead_id)}/card", expires) + f"&lang={lang}"
+        url = card_link(self.core.secret, lead_id, expires) + f"&lang={lang}"
         return CardLinkOut(url=url, expires_at=datetime.fromtimestamp(expires, timezone.utc).replace(tzinfo=None))
 
-    @app.get("/leads/{lead_id}/card", response_class=HTMLResponse, responses=ERRORS)
+    @app.get("/leads/{lead_id:path}/card", response_class=HTMLResponse, responses=ERRORS)
     def card(self, lead_id: str = LeadId, lang: Literal["en", "de"] = Lang) -> HTMLResponse:
         """The lead card: score, grade, fit × interest, reasons, trend and what would change it (HTML)."""
         from leadscore.serving.cards import card_from_history, no_score_page

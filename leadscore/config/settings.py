@@ -5,15 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from annotated_types import Ge, Le
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "LEADSCORE_"
+
+
+class SettingsError(ValueError):
+    """A setting (environment or .env) is invalid. One line per setting: its name, what it expects,
+    what was found (never the value of a key)."""
 
 
 class Settings(BaseSettings):
     """Where things live. Nothing here touches the file system or MLflow at import time."""
 
     # `.env` in the working directory is where `leadscore keygen` writes the demo's secrets.
-    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore", env_file=".env")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_file=".env")
 
     tracking_uri: str | None = Field(
         default=None,
@@ -38,8 +46,13 @@ class Settings(BaseSettings):
         default=None, description="Key of the HMAC that pseudonymises lead ids in the ledger and the logs; "
         "the same on every replica.",
     )
+    metrics_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated bearer keys that open /metrics and nothing else (for a "
+        "Prometheus scraper); the API keys open it too.",
+    )
     ledger_url: str | None = Field(
-        default=None, description="Score ledger: sqlite:///path.db (default ./ledger.db) or postgresql+psycopg://…",
+        default=None, description="Score ledger: sqlite:///path.db (default ./ledger.db; a relative path is taken "
+        "from the service's working directory) or postgresql+psycopg://…",
     )
     deadline_ms: int = Field(default=1000, ge=10, le=60_000, description="Past this the rules answer a request.")
     max_request_bytes: int = Field(default=10_000_000, ge=1_000, description="Larger request bodies get 413.")
@@ -61,17 +74,65 @@ class Settings(BaseSettings):
         raw = self.api_keys.get_secret_value() if self.api_keys else ""
         return [k.strip() for k in raw.split(",") if k.strip()]
 
+    def metrics_key_list(self) -> list[str]:
+        """The keys that open /metrics only (empty when none is configured)."""
+        raw = self.metrics_keys.get_secret_value() if self.metrics_keys else ""
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
     def pseudonym_secret(self) -> bytes | None:
         """The pseudonymisation key as the HMAC takes it (None when it is not set)."""
         key = self.pseudonym_key.get_secret_value().strip() if self.pseudonym_key else ""
         return key.encode() or None
 
     def ledger(self) -> str:
-        return self.ledger_url or f"sqlite:///{Path('ledger.db').resolve()}"
+        """The ledger URL; an SQLite path made absolute from the working directory now, so it names one
+        file whatever the process's directory later is."""
+        url = self.ledger_url or "sqlite:///ledger.db"
+        for scheme in ("sqlite:///", "sqlite+pysqlite:///"):
+            if url.startswith(scheme):
+                path, query = url[len(scheme):].partition("?")[::2]
+                if path and path != ":memory:" and not path.startswith("file:"):
+                    path = str(Path(path).expanduser().absolute())
+                    return f"{scheme}{path}" + (f"?{query}" if query else "")
+        return url
 
 
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; SettingsError naming each invalid one (``LEADSCORE_DEADLINE_MS: expected …, found 5``)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_problem(e) for e in exc.errors())) from None
+
+
+def _problem(error: dict) -> str:
+    name = str(error["loc"][0]) if error.get("loc") else "?"
+    field = Settings.model_fields.get(name)
+    found = error.get("input")
+    if field is not None and field.annotation in (SecretStr, SecretStr | None):
+        shown = "a value (not shown)"
+    else:
+        text = str(found)
+        shown = repr(text[:60] + ("…" if len(text) > 60 else ""))
+    return f"{ENV_PREFIX}{name.upper()}: expected {_expected(field, error)}, found {shown}"
+
+
+def _expected(field, error: dict) -> str:
+    if field is None:
+        return str(error.get("msg", "a valid value"))
+    low = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in field.metadata if isinstance(m, Le)), None)
+    kind = {int: "an integer", float: "a number"}.get(field.annotation)
+    if kind and low is not None and high is not None:
+        return f"{kind} from {low} to {high}"
+    if kind and low is not None:
+        return f"{kind} of at least {low}"
+    if kind:
+        return kind
+    args = getattr(field.annotation, "__args__", ())
+    if args and all(isinstance(a, str) for a in args):
+        return "one of " + ", ".join(args)
+    return str(error.get("msg", "a valid value")).lower()
 
 
 def tracking_uri(settings: Settings | None = None) -> str:

@@ -86,7 +86,9 @@ def test_empty_text_is_missing_as_null_is(api):
                                   "1_000", "250€", "zwei"])
 def test_text_that_is_not_exactly_a_number_is_a_422(api, text):
     error = _error(_post(api, _one(employees=text)), "employees")
-    assert "expected a number such as 250" in error["msg"] and repr(text) in error["msg"]
+    # What was sent is not echoed (it may be personal data from a mismapped CRM field), only its length.
+    assert "expected a number such as 250" in error["msg"] and repr(text) not in error["msg"]
+    assert f"({len(text)} characters)" in error["msg"]
 
 
 def test_numeric_text_keeps_the_range_checks(api):
@@ -119,7 +121,7 @@ def test_ambiguous_or_impossible_dates_are_a_422(api, field, text):
     else:
         body["leads"][0]["lead"]["created_at"] = text
     error = _error(_post(api, body), field)
-    assert f"{field}: expected" in error["msg"] and repr(text) in error["msg"], error
+    assert f"{field}: expected" in error["msg"] and text not in error["msg"], error
 
 
 @pytest.mark.parametrize("field", ["created_at", "occurred_at", "as_of"])
@@ -173,15 +175,16 @@ def test_iso_is_the_default(api):
 # --- no lead scored before it existed
 
 
-def test_as_of_before_created_at_is_a_422_naming_both_and_the_lead(api):
+def test_as_of_before_created_at_is_a_422_naming_the_lead_by_position(api):
     body = {"leads": [_lead("A1", "2025-01-01T00:00:00"), _lead("A2", "2025-02-01T00:00:00"),
                       _lead("A3", "2025-06-01T09:30:00")], "as_of": "2025-03-01T00:00:00"}
     resp = _post(api, body)
     assert resp.status_code == 422, resp.text
     (error,) = resp.json()["detail"]
     msg = error["msg"]
-    assert "leads[2].lead.created_at" in msg and "2025-06-01T09:30:00" in msg and "2025-03-01T00:00:00" in msg
-    assert "'A3'" in msg and "leads[0]" not in msg and "leads[1]" not in msg
+    assert "leads[2].lead.created_at" in msg and "leads[0]" not in msg and "leads[1]" not in msg
+    # located by position; neither the dates nor the lead id sent are echoed
+    assert "2025-06-01T09:30:00" not in msg and "2025-03-01T00:00:00" not in msg and "A3" not in msg
 
 
 def test_the_message_names_no_personal_data(api):
@@ -202,7 +205,7 @@ def test_without_as_of_a_created_at_after_now_is_a_422(api):
     later = (datetime.now(timezone.utc) + timedelta(days=2)).replace(tzinfo=None).isoformat(timespec="seconds")
     error = _error(_post(api, _one(created_at=later)), "created_at")
     assert error["loc"] == ["body", "leads", 0, "lead", "created_at"]
-    assert "not in the future" in error["msg"] and later in error["msg"] and "now is" in error["msg"]
+    assert "not in the future" in error["msg"] and later not in error["msg"] and "now is" in error["msg"]
 
 
 # --- warnings reps read, in their language
