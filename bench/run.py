@@ -158,7 +158,7 @@ def main() -> None:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.metrics import roc_auc_score
 
-        horizon = pd.Timedelta(days=params.features.horizon_days)
+        horizon = pd.Timedelta(days=summary["horizon_days"])
         test_start = pd.Timestamp(summary["test_start"])
         fit_rows = table[(table["split"] != "test") & (table["as_of"] + horizon <= test_start)]
         test_rows = table[table["split"] == "test"]

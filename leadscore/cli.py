@@ -262,6 +262,7 @@ def features(
         export = _read(data)
         with _Steps(1) as bar, bar.step("building point-in-time snapshots, features and the leakage audit"):
             summary = build_dataset(export, params, out_dir, allow_leaky=allow_leaky)
+    _print_notes(summary)
     console.print(
         f"[green]✓[/] {summary['snapshots']:,} snapshots of {summary['leads']:,} leads, "
         f"{summary['positives']:,} won; censored {summary['censored_horizon']:,} (horizon not over) "
@@ -273,6 +274,12 @@ def features(
 def _flat_drop_how(spec: Path) -> str:
     """Where a flat export leaves a column out: the spec's own drop list (LeakageError's last line)."""
     return f"add them to the `drop:` list of {spec}, each with a `why`"
+
+
+def _print_notes(summary: dict) -> None:
+    """What the training set chose from the data (label horizon, where deal tracking starts), one line each."""
+    for note in summary.get("notes", []):
+        console.print(f"  • {escape(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -420,7 +427,7 @@ def _chain(data, paths: RunPaths, do_evaluate: bool, do_register: bool, do_promo
         with _Steps(sum(steps)) as bar:
             if build:
                 with bar.step("building point-in-time features (leakage audit included)"):
-                    build_dataset(export, params, dataset, allow_leaky=allow_leaky)
+                    _print_notes(build_dataset(export, params, dataset, allow_leaky=allow_leaky))
             label = "training LightGBM (early stopping, calibration, thresholds, refit)"
             with bar.step(label):
                 model = train_model(dataset, params, model_dir,
@@ -491,8 +498,9 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
                 result["gate"] = flat_gate(result, params.registry)  # would it be allowed to serve?
             with bar.step("logging the run to MLflow"):
                 run = log_flat_run(result, out_dir, params, audit.to_dict())
-    console.print(f"[green]✓[/] {name}: {result['rows']:,} rows, {result['positives']:,} positive; audit passed "
-                  f"({audit.checked} features)", highlight=False)
+    degenerate = result.get("degenerate") or []
+    console.print(f"{'[red]✗[/]' if degenerate else '[green]✓[/]'} {name}: {result['rows']:,} rows, "
+                  f"{result['positives']:,} positive; audit passed ({audit.checked} features)", highlight=False)
     view = Table(title=f"{name}: ROC AUC (95 % interval)", show_edge=False)
     view.add_column("scorer")
     view.add_column("time-ordered test", justify="right")
@@ -512,6 +520,8 @@ def _retrain_flat(spec: Path, data_root: Optional[Path], params_path: Path, sinc
     mark = "[green]✓ baseline gate passed[/]" if verdict["passed"] else "[yellow]✗ baseline gate failed[/]"
     console.print(f"{mark}: {escape(verdict['sentence'])}", highlight=False, soft_wrap=True)
     console.print(f"  results: {out_dir}/flat_eval.json, plots in {out_dir}/plots; MLflow run {run}", highlight=False)
+    if degenerate:  # a test that says nothing is a failure with its reasons, never a tick
+        _fail(f"{name}: the time-ordered test is degenerate: " + "; ".join(degenerate) + ".")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -846,6 +856,26 @@ def attribution(
                   f"→ {out_dir}", highlight=False)
 
 
+def _model_horizons(scores, settings) -> dict[str, int]:
+    """Each serving model version's label horizon (its ``info["horizon_days"]``): its scores are
+    labelled the way it was trained. A version that cannot be loaded falls back to params.yaml's."""
+    from leadscore.models.registry import load_version
+
+    horizons = {}
+    if "scorer" not in scores.columns:
+        return horizons
+    for version in scores.loc[scores["scorer"] == "model", "model_version"].dropna().astype(str).unique():
+        try:
+            days = load_version(settings.model_name, version, settings).info.get("horizon_days")
+        except Exception:  # any load failure (a deleted version or an offline registry): say so, use params.yaml's
+            console.print(f"[yellow]model version {version}: not loadable, its scores are labelled with "
+                          "features.horizon_days of params.yaml[/]", highlight=False)
+            continue
+        if days is not None:
+            horizons[version] = int(days)
+    return horizons
+
+
 @app.command()
 def monitor(
     data: str = typer.Option(..., "--data", help=EXPORT_HELP + " A newer export, with the outcomes since the scores."),
@@ -860,7 +890,8 @@ def monitor(
 
     from leadscore.config.settings import get_settings
     from leadscore.serving.ledger import LedgerError
-    from leadscore.training.monitor import ALL, API, label_scores, read_ledger, read_scores_file, write_monitor
+    from leadscore.training.monitor import (ALL, API, horizon_text, label_scores, read_ledger, read_scores_file,
+                                            write_monitor)
 
     settings = get_settings()
     url = ledger_url or settings.ledger()
@@ -885,12 +916,13 @@ def monitor(
             _fail("LEADSCORE_PSEUDONYM_KEY is not set (environment or .env): the ledger stores leads under a keyed "
                   "pseudonym, so the key the service ran with is needed to find them in the export")
         with _Steps(1) as bar, bar.step(f"labelling {len(scores):,} scores with the outcomes of {data}"):
-            labelled = label_scores(scores, export, params.features, secret)
-        summary = write_monitor(labelled, out_dir, data_end=export.data_end, horizon_days=params.features.horizon_days,
+            labelled = label_scores(scores, export, params.features, secret, horizons=_model_horizons(scores, settings))
+        horizon = horizon_text(labelled)
+        summary = write_monitor(labelled, out_dir, data_end=export.data_end, horizon_days=horizon,
                                 meta={"export": data, "ledger": served.attrs["ledger"],
                                       "scores_file": str(scores_file) if scores_file else None})
     shown = pd.DataFrame(summary["months"])
-    view = Table(title=f"scores vs outcomes to {export.data_end:%Y-%m-%d} ({params.features.horizon_days}-day horizon)",
+    view = Table(title=f"scores vs outcomes to {export.data_end:%Y-%m-%d} ({horizon}-day horizon)",
                  show_edge=False)
     for col in ("", "month", "scores", "labelled", "won", "AUC", "mean p", "win rate", "ECE"):
         view.add_column(col, justify="left" if col in ("", "month") else "right", no_wrap=col in ("", "month"))

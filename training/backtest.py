@@ -27,7 +27,7 @@ from leadscore.models.decision import grades_of
 from leadscore.models.lgbm import LeadModel
 from leadscore.models.rules import RuleScorer, load_rules
 from leadscore.training.baselines import fit_logistic, predict_logistic
-from leadscore.training.dataset import assign_split
+from leadscore.training.dataset import assign_split, horizon_days, with_horizon
 from leadscore.training.metrics import compare, week_codes
 from leadscore.training.train import fit_model, refit_rows
 
@@ -68,6 +68,9 @@ def run_backtest(
     registered) scores the last fold instead of a retrained copy. A fold whose training data cannot make a model (too short, one class) is reported with the
     reason and left out of the pooled numbers; if no fold can, ``ValueError`` says why.
     """
+    if final_model is not None and final_model.info.get("horizon_days") is not None:
+        params = with_horizon(params, final_model.info["horizon_days"])  # label and purge as the model did
+    days = horizon_days(params)
     cfg = params.backtest
     capacity = params.thresholds.capacity_per_week
     windows = fold_windows(table["as_of"], pd.Timestamp(test_start), cfg.folds)
@@ -120,7 +123,7 @@ def run_backtest(
         "folds": folds,
         "overall": _compare(rows, capacity, cfg.bootstrap, params.train.seed),
         "capacity_per_week": capacity,
-        "horizon_days": params.features.horizon_days,
+        "horizon_days": days,
     }
     return report, rows
 

@@ -156,6 +156,7 @@ def fit_flat_model(
         booster = lgb.train(lgb_params, lgb.Dataset(frame.iloc[every], label=y[every], categorical_feature="auto"),
                             num_boost_round=rounds)
     return {"booster": booster, "rounds": rounds, "calibrator": calibrator, "refit": refit,
+            "splits": booster_splits(booster),
             "early_stopping_roc_auc": float(roc_auc_score(y[stop_rows], stop_margin)),
             "rows": {"boosting": len(fit_rows), "early_stopping": len(stop_rows), "calibration": len(cal_rows)}}
 
@@ -289,6 +290,46 @@ def _verdicts(report: dict) -> list[str]:
     return out
 
 
+def booster_splits(booster: lgb.Booster) -> int:
+    """How many splits a booster has (0: every tree is one leaf, it predicts a constant)."""
+    return int(sum(tree["num_leaves"] - 1 for tree in booster.dump_model()["tree_info"]))
+
+
+def degenerate_reasons(timed: dict | None, params: Params, drift: dict | None = None) -> list[str]:
+    """Why a time-ordered result says nothing: a test window with one class or fewer positives (or
+    negatives) than ``registry.min_won_deals``, a model without a split or with constant test
+    scores, an early stop that ranked its own period no better than chance. Empty when sound."""
+    if timed is None:
+        return []
+    if "skipped" in timed:
+        return [f"the time-ordered test could not run: {timed['skipped']}"]
+    reasons = []
+    needed = params.registry.min_won_deals
+    m = timed["metrics"]
+    pos, rows = m["positives"], m["rows"]
+    if min(pos, rows - pos) < needed:
+        reasons.append(f"the test window has {pos:,} positives and {rows - pos:,} negatives of {rows:,} rows; at least "
+                       f"{needed} of each are needed (registry.min_won_deals)")
+    if timed.get("model_splits") == 0:
+        reasons.append(f"the model has no split ({timed['trees']} tree(s) of one leaf): it predicts a constant")
+    elif timed["model_distinct_probabilities"] <= 1:
+        reasons.append("the model gives every test row the same probability")
+    if timed["early_stopping_roc_auc"] <= 0.5:  # chance: the stopping rule had nothing to go on
+        reasons.append(f"early stopping kept {timed['trees']} tree(s) on a period the booster ranks with ROC AUC "
+                       f"{timed['early_stopping_roc_auc']:.3f} (no better than chance), so the number of trees "
+                       "is arbitrary")
+    if reasons and drift and drift.get("time_split"):
+        ts = drift["time_split"]
+        reasons.append(
+            f"the time-ordered cut leaves a window unlike its past: base rate {ts['train_positive_rate']:.1%} in the "
+            f"training period, {ts['test_positive_rate']:.1%} in the test period, and the features tell the two "
+            f"periods apart with ROC AUC {ts['period_roc_auc']:.3f}. `--since` is the honest answer only if the early "
+            "labels could not be observed (censoring); a different split.test_share moves the cut but not the "
+            "regime change, so judge this export by its cross-validation and say that it cannot be tested on its "
+            "future")
+    return reasons
+
+
 def time_ordered(data: FlatDataset, params: Params, rules: RuleScorer | None, lspec: FeatureSpec, *,
                  test_share: float, inner_share: float, n_boot: int, block_rows: int, refit: bool,
                  fixed_trees: int | None = None,
@@ -324,6 +365,7 @@ def time_ordered(data: FlatDataset, params: Params, rules: RuleScorer | None, ls
         "positive_rate": {name: float(y[rows].mean()) for name, rows in parts.items()},
         "later_than_train": bool(t.iloc[test].min() > t.iloc[train].max()),
         "trees": fitted["rounds"],
+        "model_splits": fitted["splits"],
         "calibration": {k: v for k, v in fitted["calibrator"].items() if k not in ("x", "y", "logit")},
         "model_margin_roc_auc": float(roc_auc_score(y[test], margin)),
         "early_stopping_roc_auc": fitted["early_stopping_roc_auc"],
@@ -703,6 +745,8 @@ def evaluate_flat(
                      "exclude": list(exclude),
                      "logistic_c": params.backtest.logistic_c, "seed": params.train.seed},
         "time_ordered": timed,
+        # Non-empty: the time-ordered test says nothing (training.flat_eval.degenerate_reasons); retrain exits 1.
+        "degenerate": degenerate_reasons(timed, params, drift) if data.time is not None else [],
         "cv": cv,
         "drift": drift,
         "notes": notes,

@@ -10,7 +10,7 @@ each score:
 - its outcome is the label the training snapshots would give that (lead, as_of):
   :func:`features.snapshots.training_snapshots` is asked about a one-snapshot copy of the lead
   created at the score's as_of, with the export's end, so the rule (first opportunity within
-  ``features.horizon_days``, later won; censored while the horizon or the deal is still open) is
+  the label horizon of the model that served the score — its ``info["horizon_days"]`` — later won; censored while the horizon or the deal is still open) is
   the one the model was trained on, not a copy of it. ``positive`` and ``negative`` are labelled;
   ``censored`` is counted and left out of every metric; ``after_hand_over`` (scored when the lead's
   first opportunity already existed, which training never does) likewise.
@@ -36,7 +36,7 @@ from sklearn.metrics import roc_auc_score
 
 from leadscore.config.params import FeatureParams
 from leadscore.features.contract import Export, parse_timestamps
-from leadscore.features.snapshots import first_opportunities, training_snapshots
+from leadscore.features.snapshots import first_opportunities, resolve_horizon, training_snapshots
 from leadscore.models.calibration import expected_calibration_error, reliability_table
 from leadscore.training import report_html
 from leadscore.training.plots import GRADES, win_rate_by_grade_table
@@ -126,9 +126,10 @@ class _Probe(Export):
         return self.end
 
 
-def outcomes_at(export: Export, pairs: pd.DataFrame, cfg: FeatureParams) -> pd.Series:
+def outcomes_at(export: Export, pairs: pd.DataFrame, cfg: FeatureParams, horizon_days: int | None = None) -> pd.Series:
     """The outcome of each (lead_id, as_of) row of ``pairs`` (leads of ``export``): positive,
-    negative, censored or after_hand_over, indexed like ``pairs``.
+    negative, censored or after_hand_over, indexed like ``pairs``; labelled with ``horizon_days``
+    (else ``cfg.horizon_days``, ``auto`` resolved from the export).
 
     The label is what :func:`training_snapshots` gives: each distinct pair becomes a lead of its own,
     created at the as_of, with the real lead's opportunities, asked for exactly one snapshot (at
@@ -146,7 +147,9 @@ def outcomes_at(export: Export, pairs: pd.DataFrame, cfg: FeatureParams) -> pd.S
                    opportunities=opps, end=export.data_end)
     # max age < snapshot spacing: one snapshot per probe lead, at its creation (= the score's as_of).
     one = cfg.model_copy(update={"snapshot_every_days": 2, "max_snapshot_age_days": 1})
-    snaps, _ = training_snapshots(probe, one)
+    days = horizon_days if horizon_days is not None else (
+        cfg.horizon_days if cfg.horizon_days != "auto" else resolve_horizon(export, cfg).days)
+    snaps, _ = training_snapshots(probe, one, horizon_days=int(days))
     label = distinct["probe"].map(snaps.set_index("lead_id")["label"])
     first = first_opportunities(export.opportunities).set_index("lead_id")["created_at"]
     handed_over = distinct["lead_id"].map(first) < distinct["as_of"]
@@ -158,9 +161,12 @@ def outcomes_at(export: Export, pairs: pd.DataFrame, cfg: FeatureParams) -> pd.S
     return pd.Series(merged["outcome"].to_numpy(), index=pairs.index, dtype="object")
 
 
-def label_scores(scores: pd.DataFrame, export: Export, cfg: FeatureParams, key: bytes | None = None) -> pd.DataFrame:
+def label_scores(scores: pd.DataFrame, export: Export, cfg: FeatureParams, key: bytes | None = None,
+                 horizons: dict[str, int] | None = None) -> pd.DataFrame:
     """``scores`` (from :func:`read_ledger` and/or :func:`read_scores_file`) with lead_id, month
-    (YYYY-MM of as_of), outcome (see the module docstring) and label (1/0, NaN unless labelled).
+    (YYYY-MM of as_of), outcome (see the module docstring), label (1/0, NaN unless labelled) and
+    horizon_days: the serving model's horizon (``horizons``: model version → days, from each
+    model's ``info["horizon_days"]``), else ``cfg.horizon_days`` (``auto``: resolved from the export).
 
     Ledger rows (lead_key) are matched by ``pseudonym(lead_id, key)`` of every lead of the export;
     batch rows carry their lead_id. Raises ValueError when ledger rows are given without a key.
@@ -179,11 +185,14 @@ def label_scores(scores: pd.DataFrame, export: Export, cfg: FeatureParams, key: 
         from_ledger = table["lead_key"].notna()
         table.loc[from_ledger, "lead_id"] = table.loc[from_ledger, "lead_key"].map(by_key)
     known = table["lead_id"].isin(set(export.leads["lead_id"]))
+    table["model_version"] = table["model_version"].fillna("(none)").astype(str)
+    fallback = cfg.horizon_days if cfg.horizon_days != "auto" else resolve_horizon(export, cfg).days
+    table["horizon_days"] = table["model_version"].map(horizons or {}).fillna(fallback).astype("int64")
     table["outcome"] = UNKNOWN_LEAD
-    table.loc[known, "outcome"] = outcomes_at(export, table.loc[known, ["lead_id", "as_of"]], cfg)
+    for days, rows in table.loc[known].groupby("horizon_days"):
+        table.loc[rows.index, "outcome"] = outcomes_at(export, rows[["lead_id", "as_of"]], cfg, int(days))
     table["label"] = table["outcome"].map({POSITIVE: 1.0, NEGATIVE: 0.0})
     table["month"] = table["as_of"].dt.strftime("%Y-%m")
-    table["model_version"] = table["model_version"].fillna("(none)").astype(str)
     table["grade"] = table["grade"].astype(str)
     return table
 
@@ -272,8 +281,18 @@ def group_name(source: str, scorer: str, version: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def horizon_text(labelled: pd.DataFrame) -> str:
+    """The label horizon(s) of labelled scores in days: "126", or "126 (version 4), 90 (version 2)"."""
+    if "horizon_days" not in labelled.columns or labelled.empty:
+        return "?"
+    by_version = labelled.groupby("model_version")["horizon_days"].first()
+    if by_version.nunique() == 1:
+        return str(int(by_version.iloc[0]))
+    return ", ".join(f"{int(d)} (version {v})" for v, d in by_version.items())
+
+
 def summarize(labelled: pd.DataFrame, table: pd.DataFrame, grades: pd.DataFrame, *, data_end: pd.Timestamp,
-              horizon_days: int) -> dict:
+              horizon_days: int | str) -> dict:
     """Counts per outcome and source, the plain-language sentences of the report (one on the counts,
     then one per source, scorer and month), and the headline: the counts and each latest month."""
     counts = {source: {o: int((part["outcome"] == o).sum()) for o in OUTCOMES} | {"scores": int(len(part))}
@@ -322,7 +341,7 @@ def summarize(labelled: pd.DataFrame, table: pd.DataFrame, grades: pd.DataFrame,
 # ---------------------------------------------------------------------------------------------
 
 
-def write_monitor(labelled: pd.DataFrame, out_dir: Path | str, *, data_end: pd.Timestamp, horizon_days: int,
+def write_monitor(labelled: pd.DataFrame, out_dir: Path | str, *, data_end: pd.Timestamp, horizon_days: int | str,
                   meta: dict | None = None) -> dict:
     """Write monitor.csv, monitor_grades.csv, reliability.png, win_rate_by_grade.png, monitor.json
     and monitor.html into ``out_dir``; returns the summary (what monitor.json holds)."""

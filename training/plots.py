@@ -397,7 +397,8 @@ def backtest_table(report: dict) -> pd.DataFrame:
 
 def write_backtest_plot(out_dir: Path | str, report: dict) -> Path:
     """``backtest.csv`` and ``backtest.png``: per window, every scorer's ROC AUC and its win rate
-    in the weekly top-k (k = sales capacity), with 95 % bootstrap intervals."""
+    in the weekly top-k (k = sales capacity), with 95 % bootstrap intervals (drawn from their bounds,
+    which need not contain the point)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = backtest_table(report)
@@ -415,8 +416,13 @@ def write_backtest_plot(out_dir: Path | str, report: dict) -> Path:
         for j, name in enumerate(names):
             part = table[table["scorer"] == name].set_index("start").reindex(starts)
             x = np.arange(len(starts)) + (j - (len(names) - 1) / 2) * width
-            err = np.vstack([part[key] - part[low], part[high] - part[key]])
-            ax.errorbar(x, part[key], yerr=err, fmt=MARKERS[j % len(MARKERS)], color=colours[name], capsize=3, label=name)
+            # The interval is drawn from its own bounds, never as errors around the point: a percentile
+            # bootstrap interval need not contain its point estimate (few wins per window, resampled
+            # leads), and errors from it would be negative (matplotlib refuses them).
+            ax.vlines(x, part[low], part[high], color=colours[name], linewidth=1.2)
+            for bound in (low, high):
+                ax.plot(x, part[bound], linestyle="none", marker="_", markersize=8, color=colours[name])
+            ax.plot(x, part[key], linestyle="none", marker=MARKERS[j % len(MARKERS)], color=colours[name], label=name)
         ax.set_xticks(np.arange(len(starts)), [f"from {s}" for s in starts], rotation=20)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)

@@ -17,7 +17,8 @@ from leadscore.models.calibration import fit_calibrator
 from leadscore.models.explain import fit_settings
 from leadscore.models.lgbm import LeadModel
 from leadscore.models.treeshap import FastTreeShap
-from leadscore.training.dataset import SUMMARY_FILE, load_dataset
+from leadscore.training.dataset import SUMMARY_FILE, check_won_deals, known_before, load_dataset, with_horizon
+from leadscore.training.dataset import horizon_days as resolved_horizon
 from leadscore.training.metrics import week_codes
 from leadscore.training.thresholds import choose_thresholds, threshold_table
 from leadscore.training.tune import tune
@@ -37,9 +38,11 @@ def monotone_constraints(spec_names: list[str], increasing: list[str], decreasin
 
 def _need_both_classes(name: str, part: pd.DataFrame) -> None:
     if part["label"].nunique() < 2:
+        span = f" ({part['as_of'].min():%Y-%m-%d} to {part['as_of'].max():%Y-%m-%d})" if len(part) else ""
         raise ValueError(
-            f"the {name} has {int(part['label'].sum())} won and {int((part['label'] == 0).sum())} "
-            "other snapshots; both classes are needed (more history, or a shorter horizon)"
+            f"the {name}{span} has {int(part['label'].sum())} won and {int((part['label'] == 0).sum())} "
+            "other snapshots; both classes are needed: more history, or a larger split.validation_share / "
+            "train.calibration_share in params.yaml"
         )
 
 
@@ -47,8 +50,7 @@ def refit_rows(table: pd.DataFrame, params: Params, test_start: pd.Timestamp) ->
     """What the final model (and every baseline beside it) learns from: each snapshot whose label
     is known before the test period starts, gaps and validation included, so the most recent
     behaviour is seen."""
-    horizon = pd.Timedelta(days=params.features.horizon_days)
-    return table[(table["split"] != "test") & (table["as_of"] + horizon <= test_start)]
+    return known_before(table, resolved_horizon(params), test_start)
 
 
 def fit_model(table: pd.DataFrame, spec: FeatureSpec, params: Params, test_start: pd.Timestamp, progress=None) -> LeadModel:
@@ -145,8 +147,13 @@ def train_model(dataset_dir: Path | str, params: Params, model_dir: Path | str, 
     """``fit_model`` on a training set from ``leadscore features``, written as an MLflow model folder."""
     table, spec = load_dataset(dataset_dir)
     summary = json.loads((Path(dataset_dir) / SUMMARY_FILE).read_text())
-    model = fit_model(table, spec, params, pd.Timestamp(summary["test_start"]), progress=progress)
+    resolved = with_horizon(params, summary.get("horizon_days"))  # the training set's label horizon
+    test_start = pd.Timestamp(summary["test_start"])
+    check_won_deals(refit_rows(table, resolved, test_start), resolved, test_start)
+    model = fit_model(table, spec, resolved, test_start, progress=progress)
     model.info["data_end"] = summary["data_end"]
+    model.info["horizon_days"] = resolved_horizon(resolved)  # monitor and backtest label with the model's horizon
+    model.info["horizon"] = summary.get("horizon")
     model.info["params"] = params.record()  # which file trained it: the model card and MLflow say so
     model.save(model_dir)
     return model

@@ -25,7 +25,10 @@ class DataParams(_Strict):
 class FeatureParams(_Strict):
     snapshot_every_days: int = Field(gt=0)
     max_snapshot_age_days: int = Field(gt=0)
-    horizon_days: int = Field(gt=0)
+    # The label horizon: a number of days, or "auto" (``features.snapshots.resolve_horizon``: the
+    # whole weeks that cover ``horizon_coverage`` of past wins, resolved when the training set is built).
+    horizon_days: int | Literal["auto"] = Field(union_mode="left_to_right")
+    horizon_coverage: float = Field(gt=0, le=1)
     windows_days: list[int] = Field(min_length=1)
     sales_activity_types: list[str]
     hand_raiser_types: list[str]
@@ -50,6 +53,8 @@ class FeatureParams(_Strict):
         negative = {k: v for k, v in self.engagement_weights.items() if v < 0}
         if negative:
             raise ValueError(f"engagement_weights must be 0 or more (0 leaves a type out), found {negative}")
+        if self.horizon_days != "auto" and self.horizon_days <= 0:
+            raise ValueError(f"horizon_days must be a positive number of days or 'auto', found {self.horizon_days}")
         if any(w <= 0 for w in self.windows_days):
             raise ValueError(f"windows_days must be positive, found {self.windows_days}")
         return self

@@ -45,6 +45,7 @@ def recorded(monkeypatch) -> dict:
     def build_dataset(export, params, out_dir, allow_leaky=False):
         seen["dataset"] = Path(out_dir)
         touch(Path(out_dir), "snapshots.parquet")
+        return {"notes": []}  # the summary build_dataset returns; the chain prints its notes
 
     def train_model(dataset, params, model_dir, progress=None):
         seen["model"] = Path(model_dir)

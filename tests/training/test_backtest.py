@@ -89,9 +89,10 @@ def test_backtest_windows_follow_each_other_and_train_only_on_the_past(trained, 
 
 def test_backtest_fold_models_never_see_labels_after_their_cut_off(trained, params):
     from leadscore.training.backtest import fold_windows
-    from leadscore.training.dataset import assign_split, load_dataset
+    from leadscore.training.dataset import assign_split, dataset_params, load_dataset
     from leadscore.training.train import fit_model
 
+    params = dataset_params(params, trained["dataset"])  # the training set's label horizon
     table, spec = load_dataset(trained["dataset"])
     start, _ = fold_windows(table["as_of"], pd.Timestamp(trained["summary"]["test_start"]), params.backtest.folds)[-2]
     known = table[table["as_of"] < start]

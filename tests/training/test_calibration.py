@@ -12,7 +12,7 @@ def test_mean_probability_of_open_leads_matches_their_later_win_rate(trained, de
     compare the mean probability with the share that got a won deal within the horizon."""
     export = read_export(demo_dir)
     model = trained["model"]
-    horizon = pd.Timedelta(days=params.features.horizon_days)
+    horizon = pd.Timedelta(days=model.info["horizon_days"])  # the horizon the model was trained to predict
     first = first_opportunities(export.opportunities).set_index("lead_id")
     predicted = observed = scored = 0.0
     for cut in pd.date_range(trained["summary"]["test_start"], export.data_end - horizon, freq="14D"):

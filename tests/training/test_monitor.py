@@ -37,7 +37,8 @@ KEY = b"monitor-test-key"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
-# The params' horizon is 90 days; the export ends 2026-06-30 (L12's last activity).
+# These scores are labelled with a 90-day horizon (``_f90``: the packaged default is auto); the
+# export ends 2026-06-30 (L12's last activity).
 JAN, FEB, MAY = datetime(2026, 1, 15), datetime(2026, 2, 1), datetime(2026, 5, 1)
 # (lead, as_of, scorer, version, probability, grade, expected outcome, why)
 SCORES = [
@@ -60,6 +61,19 @@ SCORES = [
     ("L4", JAN, "rules", "rules:1", 0.05, "D", NEGATIVE, "never an opportunity"),
     ("L3", JAN, "rules", "rules:1", 0.20, "C", NEGATIVE, "opp 02-20 lost"),
 ]
+
+
+def _f90(params):
+    return params.features.model_copy(update={"horizon_days": 90})
+
+
+def _params90(folder: Path, monkeypatch) -> Path:
+    """A params file with a 90-day horizon, and an empty registry: versions 3 and 4 are not loadable,
+    so the CLI labels their scores with the file's horizon (and says so)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'empty-registry.db'}")
+    path = folder / "params90.yaml"
+    path.write_text("features:\n  horizon_days: 90\n")
+    return path
 
 
 def _export(folder: Path) -> Path:
@@ -107,30 +121,30 @@ def test_every_served_score_gets_the_training_label(hand_made, params):
     export, url = hand_made
     served = read_ledger(url)
     assert len(served) == len(SCORES) and "lead_id" not in served.columns  # the ledger has pseudonyms only
-    labelled = label_scores(served, export, params.features, KEY)
+    labelled = label_scores(served, export, _f90(params), KEY)
     expected = [outcome for *_, outcome, _why in SCORES]
     assert labelled["outcome"].tolist() == expected
     assert labelled["label"].tolist()[:5] == [1.0, 1.0, 1.0, 0.0, 0.0]
     assert pd.isna(labelled["lead_id"].iloc[5])  # GHOST: not found
     # A wrong key finds no lead at all: every score is unknown, none silently labelled.
-    wrong = label_scores(served, export, params.features, b"another-key")
+    wrong = label_scores(served, export, _f90(params), b"another-key")
     assert (wrong["outcome"] == UNKNOWN_LEAD).all()
     with pytest.raises(ValueError, match="LEADSCORE_PSEUDONYM_KEY"):
-        label_scores(served, export, params.features, None)
+        label_scores(served, export, _f90(params), None)
 
 
 def test_labels_agree_with_training_snapshots_on_their_grid(hand_made, params):
     # Every labelled training snapshot of the export, scored as if served, gets the snapshot's label.
     export, _ = hand_made
-    snaps, _ = training_snapshots(export, params.features)
+    snaps, _ = training_snapshots(export, _f90(params))
     scores = snaps.assign(source="api", scorer="model", model_version="1", probability=0.5, grade="B")
-    labelled = label_scores(scores.drop(columns="label"), export, params.features)
+    labelled = label_scores(scores.drop(columns="label"), export, _f90(params))
     assert labelled["label"].tolist() == snaps["label"].astype(float).tolist()
 
 
 def test_metrics_per_month_and_version_by_hand(hand_made, params):
     export, url = hand_made
-    labelled = label_scores(read_ledger(url), export, params.features, KEY)
+    labelled = label_scores(read_ledger(url), export, _f90(params), KEY)
     table = monitor_table(labelled)
 
     jan = _row(table, "model", "3", "2026-01")
@@ -174,7 +188,7 @@ def test_metrics_per_month_and_version_by_hand(hand_made, params):
 
 def test_win_rate_per_grade_by_hand(hand_made, params):
     export, url = hand_made
-    grades = grade_table(label_scores(read_ledger(url), export, params.features, KEY))
+    grades = grade_table(label_scores(read_ledger(url), export, _f90(params), KEY))
 
     def rates(version, month):
         part = grades.loc[(grades["scorer"] == "model") & (grades["model_version"] == version) & (grades["month"] == month)]
@@ -199,7 +213,8 @@ def test_cli_on_the_hand_made_export_with_a_batch_file(hand_made, tmp_path, monk
                   "scorer": "model", "model_version": "3"}).to_csv(batch, index=False)
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["monitor", "--data", str(tmp_path / "export"), "--ledger", url,
-                                      "--scores", str(batch), "--out", str(out), "--params", str(ROOT / "params.yaml")])
+                                      "--scores", str(batch), "--out", str(out),
+                                      "--params", str(_params90(tmp_path, monkeypatch))])
     assert result.exit_code == 0, result.output
     assert "1 row(s)" in result.output and "line 5" in result.output  # the bad date, counted
     table = pd.read_csv(out / "monitor.csv", dtype={"model_version": str, "month": str})
@@ -220,7 +235,7 @@ def test_cli_says_when_no_score_matches_the_export(hand_made, tmp_path, monkeypa
     monkeypatch.setenv("LEADSCORE_PSEUDONYM_KEY", "not-the-service-key")
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["monitor", "--data", str(tmp_path / "export"), "--ledger", url, "--out", str(out),
-                                      "--params", str(ROOT / "params.yaml")])
+                                      "--params", str(_params90(tmp_path, monkeypatch))])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "monitor.json").read_text())
     assert summary["counts"]["api"]["unknown_lead"] == len(SCORES)
@@ -231,7 +246,7 @@ def test_an_empty_or_missing_ledger_still_writes_a_report(tmp_path, hand_made, p
     export, _ = hand_made
     served = read_ledger(f"sqlite:///{tmp_path / 'nowhere' / 'ledger.db'}")
     assert served.empty and not (tmp_path / "nowhere").exists()  # reading never creates a ledger
-    summary = write_monitor(label_scores(served, export, params.features, KEY), tmp_path / "empty",
+    summary = write_monitor(label_scores(served, export, _f90(params), KEY), tmp_path / "empty",
                             data_end=export.data_end, horizon_days=90)
     assert summary["counts"] == {} and "no scores to check" in summary["sentences"][0]
     assert (tmp_path / "empty" / "reliability.png").read_bytes()[:8] == PNG_MAGIC
@@ -258,7 +273,9 @@ def test_monitor_on_the_demo(trained, demo_dir, params, tmp_path, monkeypatch):
     # A ledger of its own, so other tests' scores in the session ledger don't change the counts.
     monkeypatch.setenv("LEADSCORE_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
     export = read_export(demo_dir)
-    as_ofs = [export.data_end.normalize() - pd.Timedelta(days=d) for d in (150, 120)]
+    # Two cut-offs 30 days apart whose label horizon (the model's) is over by the export's end.
+    horizon = trained["model"].info["horizon_days"]
+    as_ofs = [export.data_end.normalize() - pd.Timedelta(days=d) for d in (horizon + 60, horizon + 30)]
     # A generous deadline: 400 leads in one request must be answered by the model, not the rules.
     core = ScoringCore(Settings(cache_dir=tmp_path / "cache", deadline_ms=60_000))
     served = []
@@ -281,8 +298,10 @@ def test_monitor_on_the_demo(trained, demo_dir, params, tmp_path, monkeypatch):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
     # The labelled count is what the training snapshots say about these (lead, as_of): computed here
-    # on a copy of the export whose snapshots fall exactly on the two as_of (every 30 days from 150 days back).
-    truth = _snapshot_labels(export, params, [(lead, as_of) for lead, as_of, _ in served])
+    # on a copy of the export whose snapshots fall exactly on the two as_of (30 days apart).
+    # … with the served model's label horizon (model.info), as the monitor does
+    truth = _snapshot_labels(export, params, [(lead, as_of) for lead, as_of, _ in served],
+                             trained["model"].info["horizon_days"])
     table = pd.read_csv(out / "monitor.csv", dtype={"model_version": str, "month": str})
     total = table.loc[(table["source"] == "api") & (table["model_version"] == ALL) & (table["month"] == ALL)]
     assert int(total["scores"].sum()) == len(served) > 300
@@ -304,7 +323,7 @@ def test_monitor_on_the_demo(trained, demo_dir, params, tmp_path, monkeypatch):
     assert png.stat().st_size > 30_000
 
 
-def _snapshot_labels(export, params, pairs) -> pd.Series:
+def _snapshot_labels(export, params, pairs, horizon_days: int) -> pd.Series:
     """The label training_snapshots gives each (lead, as_of), from a copy of the export whose leads
     were created exactly 0 or 30 days before the as_of's grid, snapshotted every 30 days."""
     wanted = pd.DataFrame(pairs, columns=["lead_id", "as_of"])
@@ -314,6 +333,6 @@ def _snapshot_labels(export, params, pairs) -> pd.Series:
     # Keep the export's end: the copy's leads are older than before, so the end cannot move.
     assert shifted.data_end == export.data_end
     cfg = params.features.model_copy(update={"snapshot_every_days": 30, "max_snapshot_age_days": 30})
-    snaps, _ = training_snapshots(shifted, cfg)
+    snaps, _ = training_snapshots(shifted, cfg, horizon_days=horizon_days)
     got = wanted.merge(snaps, on=["lead_id", "as_of"], how="inner")
     return got["label"]

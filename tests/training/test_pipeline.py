@@ -11,7 +11,7 @@ from leadscore.training.dataset import load_dataset
 
 def test_time_split_has_no_label_from_the_future(trained, params):
     table, _ = load_dataset(trained["dataset"])
-    horizon = pd.Timedelta(days=params.features.horizon_days)
+    horizon = pd.Timedelta(days=trained["summary"]["horizon_days"])  # the training set's resolved horizon
     valid_start = table.loc[table["split"] == "valid", "as_of"].min()
     test_start = table.loc[table["split"] == "test", "as_of"].min()
     train = table[table["split"] == "train"]
