@@ -142,7 +142,8 @@ def test_nothing_to_pull_is_no_answer(trained, leads):
 
 def test_budget_is_a_lever_only_while_it_is_not_confirmed(trained, leads, answers):
     model = trained["model"]
-    unconfirmed = confirmed = 0
+    offered = []
+    confirmed = 0
     for lead_id in leads["ids"]:
         w = answers[lead_id, "en"]
         names = {lv.name for lv in w.levers} if w else set()
@@ -150,13 +151,15 @@ def test_budget_is_a_lever_only_while_it_is_not_confirmed(trained, leads, answer
             confirmed += 1
             assert "budget_confirmed" not in names
         elif "budget_confirmed" in names:
-            unconfirmed += 1
-    assert confirmed >= 3 and unconfirmed >= 3
-    # the same lead, once confirmed and once not
-    lead_id = next(i for i in leads["ids"] if answers[i, "en"] and "budget_confirmed" in {lv.name for lv in answers[i, "en"].levers})
-    profile, history, t = leads["profiles"][lead_id], leads["histories"].get(lead_id, []), leads["t"]
-    done = what_would_change(model, model.online, {**profile, "budget_confirmed": "yes"}, history, t)
-    assert done is None or "budget_confirmed" not in {lv.name for lv in done.levers}
+            offered.append(lead_id)
+    # How many leads budget lifts by a score point depends on the model; at least one must, or this says nothing.
+    assert confirmed >= 3 and offered
+    # every lead it is offered to, once confirmed: no longer a lever
+    t = leads["t"]
+    for lead_id in offered:
+        profile, history = leads["profiles"][lead_id], leads["histories"].get(lead_id, [])
+        done = what_would_change(model, model.online, {**profile, "budget_confirmed": "yes"}, history, t)
+        assert done is None or "budget_confirmed" not in {lv.name for lv in done.levers}
 
 
 def test_confirm_levers_from_recorded_features_are_the_live_ones(trained, leads, answers):
