@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serve_speed.py [--workdir DIR] [--requests 1000] [--concurrency 8] [--duration 15] [--rounds 2]
     .venv/bin/python bench/serve_speed.py --quick      # a short smoke run (~1 minute with a reused --workdir)
+    .venv/bin/python bench/serve_speed.py --in-process-only   # model vs rules in process, no servers
 
 Setup: a private MLflow store (``--workdir``, else a temporary folder; reused when it already
 holds one) with a champion trained on a 5,000-lead demo export (seed 1) the way the tests'
@@ -23,6 +24,10 @@ nearest 50 (``--payload-leads``, default 100), one lead per request, the same le
    of 50 requests. Printed beside MLflow's, ``GET /livez`` on our server (the HTTP floor) and
    ``LeadModel.score_one`` in this process on the same leads (the work without HTTP).
    Target: p99 ≤ 10 ms on 2 cores.
+   In the same loop, lead by lead in turns, the SLA rules' live path (``serving.live.score_rules``,
+   what the fallback runs: online features, points, grade, reasons, matrix) on the same leads.
+   Goal: the fallback at least as fast as the model, rules p99 ≤ model p99 (``--in-process-only``
+   measures just these two, without servers; ``--in-process-requests`` per scorer).
 2. Throughput: ``--concurrency`` closed-loop clients (threads, each with its own httpx client;
    the same client code for both servers) for ``--duration`` seconds after ``--warmup`` seconds,
    ``--rounds`` times in ABBA order (ours, MLflow, MLflow, ours, …) so drift in machine load hits
@@ -30,7 +35,8 @@ nearest 50 (``--payload-leads``, default 100), one lead per request, the same le
    server's CPU time per request, and other processes' CPU time (a busy phase is flagged).
    Target: ours ≥ 3× MLflow's req/s.
 
-The client shares the 2 cores with the server it measures. Writes bench/serve_speed.json.
+The client shares the 2 cores with the server it measures. Writes bench/serve_speed.json
+(``--in-process-only``: bench/serve_speed_in_process.json).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ import _serving as S  # noqa: E402
 
 LATENCY_TARGET_MS = 10.0
 RATIO_TARGET = 3.0
+RULES_GOAL = "rules p99 ≤ model p99"  # the fallback must never be the slow path
 BLOCK = 50  # latency: requests per turn before the other server's turn
 MLFLOW_NOTE = ("MLflow gets the lead's raw features precomputed by the bench and returns the probability only; "
                "ours builds the features from the raw activity log and adds SHAP reasons, grade and matrix")
@@ -154,22 +161,40 @@ def latency(ours: S.Server, mlflow: S.Server, bodies, ml_bodies, headers, n: int
             "livez": S.ms(livez), **busy}
 
 
-def in_process(model, export, ids: list[str], as_of, n: int) -> dict:
-    """``LeadModel.score_one`` on the same leads in this process: the work of one request without HTTP."""
-    from leadscore.features.online import activity_lists, as_of_micros, profile_dicts
+def in_process(model, rules, export, ids: list[str], as_of, n: int) -> dict:
+    """The work of one request without HTTP, on the same leads in this process, lead by lead in
+    turns (which scorer goes first alternates, so that neither gets the warmer caches):
+    ``LeadModel.score_one`` and the SLA rules' live path (``serving.live.score_rules``, the fallback)."""
+    from leadscore.features.online import OnlineFeatures, activity_lists, as_of_micros, profile_dicts
+    from leadscore.serving.live import score_rules
 
     acts = export.activities[export.activities["occurred_at"] < as_of]
     leads = export.leads[export.leads["lead_id"].isin(ids)]
     profiles, histories, t_us = profile_dicts(leads), activity_lists(acts[acts["lead_id"].isin(ids)]), as_of_micros(as_of)
-    for lead_id in ids[:20]:  # warm-up: builds the TreeSHAP tables
+    online = OnlineFeatures(rules.spec)
+
+    def run_model(lead_id: str) -> None:
         model.score_one(profiles[lead_id], histories.get(lead_id, []), t_us, top_k=3)
-    out = []
+
+    def run_rules(lead_id: str) -> None:
+        score_rules(rules, online, [(profiles[lead_id], histories.get(lead_id, []))], t_us, 3, "en")
+
+    for lead_id in ids[:20]:  # warm-up: builds the TreeSHAP tables, fills the title caches
+        run_model(lead_id)
+        run_rules(lead_id)
+    times: dict[str, list[float]] = {"model": [], "rules": []}
     for i in range(n):
         lead_id = ids[i % len(ids)]
-        t0 = time.perf_counter()
-        model.score_one(profiles[lead_id], histories.get(lead_id, []), t_us, top_k=3)
-        out.append(time.perf_counter() - t0)
-    return S.ms(out)
+        for name, run in ((("model", run_model), ("rules", run_rules)) if i % 2 == 0
+                          else (("rules", run_rules), ("model", run_model))):
+            t0 = time.perf_counter()
+            run(lead_id)
+            times[name].append(time.perf_counter() - t0)
+    m, r = S.ms(times["model"]), S.ms(times["rules"])
+    ratio = r["p99_ms"] / m["p99_ms"] if m["p99_ms"] else None
+    return {"model": m, "rules": {**r, "ratio_p50_rules_over_model": r["p50_ms"] / m["p50_ms"] if m["p50_ms"] else None,
+                                  "ratio_p99_rules_over_model": ratio, "goal": RULES_GOAL,
+                                  "goal_met": ratio is not None and ratio <= 1.0}}
 
 
 def closed_loop(server: S.Server, url: str, bodies: list[bytes], headers: dict, concurrency: int, duration: float,
@@ -246,6 +271,33 @@ def throughput(ours: S.Server, mlflow: S.Server, bodies, ml_bodies, headers, arg
             "target_met": ratio is not None and ratio >= RATIO_TARGET}
 
 
+def rules_goal(con, rules: dict) -> None:
+    """The fallback beside the model, per lead in process: the ratios and the goal."""
+    met = rules["goal_met"]
+    con.print(f"rules / model per lead in process: p50 {rules['ratio_p50_rules_over_model']:.2f}×, "
+              f"p99 {rules['ratio_p99_rules_over_model']:.2f}× (goal {rules['goal']}: "
+              f"[{'green' if met else 'red'}]{'met' if met else 'missed'}[/])")
+
+
+def report_in_process(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=None if sys.stdout.isatty() else 150)
+    model, rules, pay = result["in_process"], result["in_process_rules"], result["payload"]
+    f = lambda v: "—" if v is None else f"{v:.3f}"
+    t = Table(title=f"one lead in process, no HTTP — {pay['leads']} leads, {pay['activities']['median']:.0f} activities "
+                    f"(min {pay['activities']['min']}, max {pay['activities']['max']}), the scorers in turns")
+    for col in ("", "p50 ms", "p99 ms", "max ms", "calls"):
+        t.add_column(col, justify="left" if not col else "right")
+    t.add_row("LeadModel.score_one (features, TreeSHAP reasons, grade, matrix)", f(model["p50_ms"]), f(model["p99_ms"]),
+              f(model["max_ms"]), str(model["n"]))
+    t.add_row("SLA rules score_rules (the fallback: features, points, reasons, matrix)", f(rules["p50_ms"]),
+              f(rules["p99_ms"]), f(rules["max_ms"]), str(rules["n"]))
+    con.print(t)
+    rules_goal(con, rules)
+
+
 def report(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -265,7 +317,11 @@ def report(result: dict) -> None:
               f(lat["livez"]["max_ms"]), str(lat["livez"]["n"]), "")
     t.add_row("LeadModel.score_one in process (no HTTP)", f(result["in_process"]["p50_ms"]), f(result["in_process"]["p99_ms"]),
               f(result["in_process"]["max_ms"]), str(result["in_process"]["n"]), "")
+    rules = result["in_process_rules"]
+    t.add_row("SLA rules score_rules in process (no HTTP, the fallback)", f(rules["p50_ms"]), f(rules["p99_ms"]),
+              f(rules["max_ms"]), str(rules["n"]), "")
     con.print(t)
+    rules_goal(con, rules)
     met = lat["target_met"]
     con.print(f"target p99 ≤ {LATENCY_TARGET_MS:.0f} ms: [{'green' if met else 'red'}]{'met' if met else 'missed'}[/]"
               f"{'  (machine busy during the run: inflated)' if lat['busy'] else ''}")
@@ -302,8 +358,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="throughput rounds per server, in ABBA order")
     ap.add_argument("--timeout", type=float, default=30.0, help="client timeout per request (s)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 100 requests, 1 round of 3 s")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "serve_speed.json")
+    ap.add_argument("--in-process-requests", type=int, default=2000,
+                    help="calls per scorer in the in-process model vs rules comparison")
+    ap.add_argument("--in-process-only", action="store_true",
+                    help="only the in-process model vs rules comparison: no servers, no HTTP")
+    ap.add_argument("--out", type=Path, help="default bench/serve_speed.json (--in-process-only: "
+                                             "bench/serve_speed_in_process.json)")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = ROOT / "bench" / ("serve_speed_in_process.json" if args.in_process_only else "serve_speed.json")
     if args.quick:
         args.requests, args.warmup_requests, args.duration, args.warmup, args.rounds = 100, 20, 3.0, 1.0, 1
     S.on_signals()
@@ -315,8 +378,10 @@ def main() -> None:
         how = "reused" if work["reused"] else f"built in {work['build_s']:.0f} s"
         print(f"champion: version {work['version']}, {work['trees']} trees ({how})", flush=True)
 
+        from leadscore.config.params import load_params
         from leadscore.features.contract import read_export
         from leadscore.models.lgbm import LeadModel
+        from leadscore.models.rules import RuleScorer, load_rules
 
         config = S.service_config()
         workers = config["workers"]
@@ -324,12 +389,28 @@ def main() -> None:
         as_of = export.data_end
         ids, counts = S.single_lead_leads(export, as_of, args.payload_leads, args.activities)
         model = LeadModel.load(work["model_dir"], version=work["version"])
+        # The server's fallback with the default settings: the packaged SLA on params.yaml's features.
+        rules = RuleScorer(load_rules(), load_params(ROOT / "params.yaml").features)
+        acts = sorted(counts.values())
+        payload = {"leads": len(ids), "as_of": str(as_of), "top_k": 3,
+                   "activities": {"min": acts[0], "median": statistics.median(acts), "max": acts[-1]}}
+        if args.in_process_only:
+            print(f"{len(ids)} leads with {acts[0]}–{acts[-1]} activities (median {statistics.median(acts):.0f}) at "
+                  f"{as_of}; in process only …", flush=True)
+            both = in_process(model, rules, export, ids, as_of, args.in_process_requests)
+            result = {"machine": S.machine(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      "model": {"version": work["version"], "trees": work["trees"], "demo_leads": args.leads,
+                                "seed": args.seed},
+                      "payload": payload, "in_process": both["model"], "in_process_rules": both["rules"]}
+            args.out.write_text(json.dumps(result, indent=1))
+            report_in_process(result)
+            print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+            return
         bodies = S.score_bodies(export, ids, as_of)
         ml_bodies = S.mlflow_bodies(export, ids, as_of, model.spec)
         key = secrets.token_urlsafe(24)
         headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
         env = S.server_env(work, key)
-        acts = sorted(counts.values())
         print(f"{len(ids)} leads with {acts[0]}–{acts[-1]} activities (median {statistics.median(acts):.0f}) at {as_of}; "
               f"workers: {workers} for both (BentoML traffic {config['traffic']})", flush=True)
 
@@ -347,7 +428,7 @@ def main() -> None:
             lat = latency(ours, mlflow, bodies, ml_bodies, headers, args.requests, args.warmup_requests)
             lat["target_p99_ms"] = LATENCY_TARGET_MS
             lat["target_met"] = lat["ours"]["p99_ms"] is not None and lat["ours"]["p99_ms"] <= LATENCY_TARGET_MS
-            inproc = in_process(model, export, ids, as_of, args.requests)
+            both = in_process(model, rules, export, ids, as_of, args.in_process_requests)
             print("throughput …", flush=True)
             thr = throughput(ours, mlflow, bodies, ml_bodies, headers, args)
             processes = {"ours": ours.worker_count(), "mlflow": mlflow.worker_count()}
@@ -359,11 +440,10 @@ def main() -> None:
         "quick": args.quick,
         "model": {"version": work["version"], "trees": work["trees"], "demo_leads": args.leads, "seed": args.seed},
         "workers": workers, "service_traffic": config["traffic"], "server_processes": processes,
-        "payload": {"leads": len(ids), "as_of": str(as_of), "top_k": 3,
-                    "activities": {"min": acts[0], "median": statistics.median(acts), "max": acts[-1]},
-                    "ours_body_bytes": statistics.median(len(b) for b in bodies),
+        "payload": {**payload, "ours_body_bytes": statistics.median(len(b) for b in bodies),
                     "mlflow_body_bytes": statistics.median(len(b) for b in ml_bodies)},
-        "ready_s": ready, "checks": checks, "latency": lat, "in_process": inproc, "throughput": thr,
+        "ready_s": ready, "checks": checks, "latency": lat, "in_process": both["model"],
+        "in_process_rules": both["rules"], "throughput": thr,
         "mlflow_note": MLFLOW_NOTE,
     }
     args.out.write_text(json.dumps(result, indent=1))
