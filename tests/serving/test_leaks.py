@@ -150,6 +150,7 @@ def test_a_relative_sqlite_ledger_is_fixed_to_the_working_directory_at_start(mon
     from leadscore.config.settings import Settings
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEADSCORE_LEDGER_URL", raising=False)  # the session's own ledger, set by tests/conftest.py
     assert Settings(ledger_url="sqlite:///data/l.db").ledger() == f"sqlite:///{tmp_path}/data/l.db"
     assert Settings().ledger() == f"sqlite:///{tmp_path}/ledger.db"
     assert Settings(ledger_url="sqlite:////var/x/l.db").ledger() == "sqlite:////var/x/l.db"
