@@ -4,7 +4,8 @@
 Every request is answered: by the model when it passed its check in a child process
 (``serving.model_check``: a model that crashes LightGBM or hangs costs the child, not this worker),
 loaded, passed its start-up check and answers within the deadline; by the rules otherwise, saying
-why in ``models.policy``'s vocabulary (``model_invalid: …``, ``deadline: …``). The ledger is best
+why in ``models.policy``'s vocabulary (``model_invalid: …``, ``deadline: …``). Model work past its
+deadline is abandoned at the next chunk of leads or what-if, not left running. The ledger is best
 effort: when it is down, scores are still served and the loss is logged (and not retried for a few
 seconds, so a dead database costs one request its timeout, not every request).
 """
@@ -44,6 +45,11 @@ from leadscore.serving.schemas import (
 log = logging.getLogger("leadscore.serving")
 
 LEDGER_RETRY_S = 5.0
+# Model work checks its request's deadline between chunks of this many leads (~5 ms of scoring;
+# a chunk keeps nearly the speed of one batch: 0.15 ms a lead against 0.13 ms for 400, 0.49 ms
+# alone) and before each lead's what-if (~7 ms). Past the deadline it stops there, so a request
+# the rules answered does not keep a model thread, and the GIL, from the requests after it.
+MODEL_CHUNK = 32
 DO_NOT_PROFILE = {
     "en": "not scored: the lead objected to profiling (do_not_profile)",
     "de": "nicht bewertet: der Lead hat dem Profiling widersprochen (do_not_profile)",
@@ -62,6 +68,10 @@ def trend_of(change: int | None) -> str | None:
 
 def _finite(value: object) -> object:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class Abandoned(Exception):
+    """The request no longer wants the model's answer (its deadline passed): the work stopped."""
 
 
 @dataclass
@@ -194,7 +204,9 @@ class ScoringCore:
         model, why = self.model, self.fallback_reason
         if model is not None:
             deadline = self.settings.deadline_ms / 1000
-            job = loop.run_in_executor(self._model_pool, self._score_model, model, leads, as_of_us, top_k, lang, what_if)
+            stop = threading.Event()
+            job = loop.run_in_executor(self._model_pool, self._score_model, model, leads, as_of_us, top_k, lang,
+                                       what_if, stop)
             try:
                 return await asyncio.wait_for(job, timeout=deadline)
             except TimeoutError:
@@ -202,19 +214,31 @@ class ScoringCore:
                                            f"{self.settings.deadline_ms} ms deadline")
             except Exception as exc:  # noqa: BLE001 — the model failing on a request must not fail the request
                 why = fallback("model_error", f"model version {model.version} failed on this request: {type(exc).__name__}")
+            finally:
+                # Cancelling the future stops only a job still queued; a running one stops at its next
+                # check. Also when this request's task is cancelled.
+                stop.set()
             log.warning("fallback to rules", extra={"reason": why, "leads": len(leads)})
         return await loop.run_in_executor(self._rules_pool, self._score_rules, leads, as_of_us, top_k, lang, why)
 
-    def _score_model(self, model: LeadModel, leads, as_of_us: int, top_k: int, lang: str, what_if: bool) -> list[Scored]:
-        results, raws = live.score_model(model, leads, as_of_us, top_k, lang)
-        out = []
-        for (profile, activities), result, raw in zip(leads, results, raws):
-            if what_if and not result.sales_ready:
-                from leadscore.models.whatif import what_would_change
+    def _score_model(self, model: LeadModel, leads, as_of_us: int, top_k: int, lang: str, what_if: bool,
+                     stop: threading.Event) -> list[Scored]:
+        """The model's answers, chunk by chunk and what-if by what-if; raises Abandoned, leaving
+        the rest undone, once ``stop`` is set."""
+        from leadscore.models import whatif
 
-                result.what_if = what_would_change(model, model.online, profile, activities, as_of_us, lang=lang)
-            warnings = live.warnings_for(model.spec, raw, activities, as_of_us, lang)
-            out.append(Scored(_out(result, None, warnings), result, raw))
+        out: list[Scored] = []
+        for start in range(0, len(leads), MODEL_CHUNK):
+            chunk = leads[start:start + MODEL_CHUNK]
+            _unless_stopped(stop, len(out), len(leads))
+            results, raws = live.score_model(model, chunk, as_of_us, top_k, lang)
+            for (profile, activities), result, raw in zip(chunk, results, raws):
+                if what_if and not result.sales_ready:
+                    _unless_stopped(stop, len(out), len(leads))
+                    result.what_if = whatif.what_would_change(model, model.online, profile, activities, as_of_us,
+                                                              lang=lang)
+                warnings = live.warnings_for(model.spec, raw, activities, as_of_us, lang)
+                out.append(Scored(_out(result, None, warnings), result, raw))
         return out
 
     def _score_rules(self, leads, as_of_us: int, top_k: int, lang: str, why: str | None) -> list[Scored]:
@@ -295,6 +319,12 @@ class ScoringCore:
         self._model_pool.shutdown(wait=False, cancel_futures=True)
         self._rules_pool.shutdown(wait=False, cancel_futures=True)
         self.ledger.close()
+
+
+def _unless_stopped(stop: threading.Event, done: int, total: int) -> None:
+    if stop.is_set():
+        log.info("model work abandoned", extra={"leads_done": done, "leads_abandoned": total - done})
+        raise Abandoned(f"{total - done} of {total} leads abandoned")
 
 
 def _test_lead() -> tuple[list, int]:
