@@ -128,6 +128,26 @@ def _reject_unknown_fields(core: ScoringCore, leads, prefix: tuple) -> None:
         raise RequestValidationError(errors)
 
 
+def _refuse_too_much_work(core: ScoringCore, leads, what_if: bool, where: tuple) -> None:
+    """422 for a request over the caps on the work it may cause (LEADSCORE_MAX_REQUEST_ACTIVITIES,
+    LEADSCORE_MAX_WHAT_IF_LEADS), before anything is scored; ``where`` locates the activities. The
+    message gives counts, never a lead's values."""
+    settings, errors = core.settings, []
+    found = sum(len(item.activities) for item in leads)
+    if found > settings.max_request_activities:
+        errors.append({"type": "too_long", "loc": where, "input": None,
+                       "msg": f"activities: expected at most {settings.max_request_activities} over all leads of one "
+                              f"request (LEADSCORE_MAX_REQUEST_ACTIVITIES), found {found} in {len(leads)} "
+                              f"lead{'' if len(leads) == 1 else 's'}; send fewer leads per request"})
+    if what_if and len(leads) > settings.max_what_if_leads:
+        errors.append({"type": "too_long", "loc": ("body", "what_if"), "input": None,
+                       "msg": f"what_if: expected at most {settings.max_what_if_leads} leads in a request with "
+                              f"what_if true (LEADSCORE_MAX_WHAT_IF_LEADS), found {len(leads)}; send fewer leads "
+                              f"per request, or what_if false"})
+    if errors:
+        raise RequestValidationError(errors)
+
+
 @bentoml.service(
     name="leadscore",
     # The deadline answers with the rules long before this; it only bounds a stuck worker.
@@ -158,6 +178,7 @@ class LeadScoring:
         """Probability, 1–99 score, grade A–D, reasons, fit × interest, recommendation, trend and
         warnings per lead, in request order. A lead with ``do_not_profile`` is not scored."""
         _reject_unknown_fields(self.core, body.leads, ("body", "leads"))
+        _refuse_too_much_work(self.core, body.leads, body.what_if, ("body", "leads"))
         scored = await self.core.score(body)
         _metrics.count_scores([(s.out.scorer, s.out.fallback_reason) for s in scored])
         # Built by pydantic's serializer directly: FastAPI would validate the response once more.
@@ -248,6 +269,7 @@ class LeadScoring:
         from leadscore.serving.cards import card_from_scored
 
         _reject_unknown_fields(self.core, [body], ("body",))
+        _refuse_too_much_work(self.core, [body], False, ("body", "activities"))  # one lead: within any what-if cap
         request = ScoreRequest(leads=[body], language=body.language, what_if=True)
         scored = (await self.core.score(request))[0]
         entries = self._entries(body.lead.lead_id, 100, missing_ok=True)

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     )
     deadline_ms: int = Field(default=1000, ge=10, le=60_000, description="Past this the rules answer a request.")
     max_request_bytes: int = Field(default=10_000_000, ge=1_000, description="Larger request bodies get 413.")
+    # The work a request may cause, besides its bytes: what one caller asks for must fit in its
+    # deadline, so that it cannot hold the model threads (and the GIL) from the callers after it.
+    max_request_activities: int = Field(
+        default=50_000, ge=100, le=10_000_000, description="Activities over all leads of one /score request "
+        "(1,000 leads × 50 on average; the demo's leads have 27); more get 422 naming leads.",
+    )
+    max_what_if_leads: int = Field(
+        default=50, ge=1, le=1000, description="Leads one request with what_if may carry (each costs ~175 model "
+        "rows, ~7 ms); more get 422 naming what_if.",
+    )
     max_in_flight: int = Field(default=8, ge=1, description="Concurrent requests per worker; more get 503 at once, "
                                "so admitted ones stay fast (one worker scores one request at a time).")
     card_frame_ancestors: str = Field(

@@ -1,26 +1,35 @@
-"""Bounded work per request (issue 17): model work abandoned at its deadline instead of left running.
+"""Bounded work per request (issue 17): caps on what one request may ask for, and model work
+abandoned at its deadline instead of left running.
 
 Measured on main before this: two 1,000-lead what-if requests kept the model threads busy for
 ~30 s after their own deadlines had passed, and every other caller got the rules meanwhile. The
-deadline is now a cancellation token the model threads check between chunks of leads and before
-each lead's what-if.
+caps are 422s naming the field, the cap and the setting; the deadline is a cancellation token the
+model threads check between chunks of leads and before each lead's what-if.
 
-The abandonment goes through ``ScoringCore`` with the trained champion, as ``test_faults`` does.
-Timings only order events (which lead began after a request was answered); what is asserted are
-counts.
+The caps go through the service app (its 422 handler, its ledger); the abandonment through
+``ScoringCore`` with the trained champion, as ``test_faults`` does. Timings only order events
+(which lead began after a request was answered); what is asserted are counts.
 """
 
 import asyncio
+import os
 import threading
 import time
 
 import pytest
+from starlette.testclient import TestClient
 
+from leadscore.config.settings import SettingsError, get_settings
 from leadscore.features.contract import read_export
 from leadscore.features.snapshots import scoring_snapshots
 from leadscore.serving.schemas import ScoreRequest
+from tests.conftest import API_KEY
 from tests.serving.test_faults import _core, _score, _settings
 from tests.serving.test_service import request_for
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+MAX_ACTIVITIES = 100
+MAX_WHAT_IF_LEADS = 2
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +44,101 @@ def _open_leads(export, n: int, min_activities: int = 0) -> list[str]:
     chosen = [i for i in ids if counts.get(i, 0) >= min_activities][:n]
     assert len(chosen) == n
     return chosen
+
+
+# --- caps: refused before anything is scored
+
+
+@pytest.fixture(scope="module")
+def client(trained, tmp_path_factory):
+    """The service in process with small caps and a ledger of its own."""
+    folder = tmp_path_factory.mktemp("work-bounds")
+    env = {"LEADSCORE_MAX_REQUEST_ACTIVITIES": str(MAX_ACTIVITIES), "LEADSCORE_MAX_WHAT_IF_LEADS": str(MAX_WHAT_IF_LEADS),
+           "LEADSCORE_LEDGER_URL": f"sqlite:///{folder / 'ledger.db'}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from leadscore.serving.service import LeadScoring
+
+    try:
+        with TestClient(LeadScoring.to_asgi(), headers=AUTH) as c:
+            yield c
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _body_with(export, tag: str, n_leads: int, activities_each: int, **extra) -> dict:
+    """``n_leads`` open leads, each sent with exactly ``activities_each`` of its activities, their ids
+    tagged (so that each test's leads have a ledger history of their own)."""
+    ids = _open_leads(export, n_leads, min_activities=activities_each)
+    body = request_for(export, ids, export.data_end)
+    for item in body["leads"]:
+        item["activities"] = item["activities"][:activities_each]
+        item["lead"]["lead_id"] = f"{tag}-{item['lead']['lead_id']}"
+    return {**body, **extra}
+
+
+def _only_error(resp) -> dict:
+    assert resp.status_code == 422, resp.text
+    (error,) = resp.json()["detail"]
+    assert set(error) == {"loc", "msg", "type"}  # as every 422: no input, no ctx
+    return error
+
+
+def _nothing_recorded(client, body) -> None:
+    for item in body["leads"]:
+        assert client.get(f"/leads/{item['lead']['lead_id']}/history").status_code == 404
+
+
+def test_too_many_activities_over_all_leads_is_a_422_naming_field_cap_setting_and_count(client, export):
+    body = _body_with(export, "acts", 3, 40)  # 120 activities
+    error = _only_error(client.post("/score", json=body))
+    assert error["loc"] == ["body", "leads"]
+    msg = error["msg"]
+    assert "activities" in msg and f"at most {MAX_ACTIVITIES}" in msg and "found 120" in msg and "3 leads" in msg
+    assert "LEADSCORE_MAX_REQUEST_ACTIVITIES" in msg
+    sent = {v for item in body["leads"] for v in item["lead"].values() if isinstance(v, str) and len(v) >= 3}
+    assert not any(v in msg for v in sent)  # counts only, never a lead's values
+    _nothing_recorded(client, body)
+
+
+def test_at_the_activity_cap_is_scored(client, export):
+    body = _body_with(export, "at-cap", 2, MAX_ACTIVITIES // 2)
+    resp = client.post("/score", json=body)
+    assert resp.status_code == 200, resp.text
+    assert [r["scorer"] for r in resp.json()] == ["model", "model"]
+
+
+def test_a_what_if_request_with_too_many_leads_is_a_422_and_without_what_if_it_is_scored(client, export):
+    body = _body_with(export, "what-if", MAX_WHAT_IF_LEADS + 1, 1, what_if=True)
+    error = _only_error(client.post("/score", json=body))
+    assert error["loc"] == ["body", "what_if"]
+    msg = error["msg"]
+    assert f"at most {MAX_WHAT_IF_LEADS} leads" in msg and f"found {MAX_WHAT_IF_LEADS + 1}" in msg
+    assert "LEADSCORE_MAX_WHAT_IF_LEADS" in msg and "what_if" in msg
+    _nothing_recorded(client, body)
+    without = client.post("/score", json={**body, "what_if": False})
+    assert without.status_code == 200 and all(r["what_if"] is None for r in without.json())
+    at_cap = {**body, "leads": body["leads"][:MAX_WHAT_IF_LEADS]}
+    assert client.post("/score", json=at_cap).status_code == 200
+
+
+def test_the_card_form_keeps_the_activity_cap(client, export):
+    body = _body_with(export, "card", 1, MAX_ACTIVITIES + 1)
+    error = _only_error(client.post("/card", json=body["leads"][0]))
+    assert error["loc"] == ["body", "activities"] and f"found {MAX_ACTIVITIES + 1}" in error["msg"]
+    _nothing_recorded(client, body)
+
+
+@pytest.mark.parametrize("name, value", [("MAX_WHAT_IF_LEADS", "0"), ("MAX_WHAT_IF_LEADS", "1001"),
+                                         ("MAX_REQUEST_ACTIVITIES", "99"), ("MAX_REQUEST_ACTIVITIES", "lots")])
+def test_a_cap_out_of_its_range_is_refused_naming_the_setting(monkeypatch, name, value):
+    monkeypatch.setenv(f"LEADSCORE_{name}", value)
+    with pytest.raises(SettingsError, match=f"LEADSCORE_{name}: expected an integer"):
+        get_settings()
 
 
 # --- past the deadline, the model stops
