@@ -114,6 +114,21 @@ MetricsOpt = typer.Option(DEFAULT_METRICS, "--metrics", help="Evaluation metrics
 PlotsOpt = typer.Option(DEFAULT_PLOTS, "--plots", help="Folder for the evaluation plots (CSV for DVC + PNG).")
 
 
+def _checked_model(model_dir: Path | None):
+    """The model of ``--model-dir`` (else the registry champion) after its check in a child process
+    (``serving.model_check``): a malformed file is a clear error, never a crash or a hang of this one."""
+    from leadscore.models.lgbm import LeadModel
+    from leadscore.models.registry import ModelRefused, load_champion
+    from leadscore.serving.model_check import refusal
+
+    if not model_dir:
+        return load_champion(check=refusal)
+    why = refusal(model_dir)
+    if why:
+        raise ModelRefused(f"{model_dir}: the model is refused by its check: {why}")
+    return LeadModel.load(model_dir)
+
+
 def _read(data: str):
     """Read and check an export, printing rows kept and dropped per table (nothing silently lost)."""
     from leadscore.features.contract import read_export
@@ -646,15 +661,13 @@ def thresholds(
     from leadscore.features.build import compute_features
     from leadscore.features.snapshots import scoring_snapshots
     from leadscore.models.decision import at_or_above
-    from leadscore.models.lgbm import LeadModel
-    from leadscore.models.registry import load_champion
     from leadscore.training.metrics import week_codes
     from leadscore.training.thresholds import threshold_table
 
     with _Guard():
         params = _params(params_path)
         export = _read(data)
-        model = LeadModel.load(model_dir) if model_dir else load_champion()
+        model = _checked_model(model_dir)
         ends = [export.data_end - pd.Timedelta(days=7 * k) for k in range(weeks)][::-1]
         snaps = pd.concat([scoring_snapshots(export, t) for t in ends], ignore_index=True)
         with _Steps(1) as bar, bar.step(f"scoring {len(snaps):,} weekly snapshots of open leads"):
@@ -699,6 +712,7 @@ def score(
     from leadscore.features.snapshots import scoring_snapshots
     from leadscore.models.base import score_leads
     from leadscore.models.policy import primary_scorer
+    from leadscore.serving.model_check import refusal
 
     ts = pd.Timestamp(_date_option(as_of, "--as-of"))
     if language not in ("en", "de"):
@@ -706,7 +720,7 @@ def score(
     with _Guard():
         params = _params(params_path)
         export = _read(data)
-        scorer, why = primary_scorer(params.features, model_dir=model_dir)
+        scorer, why = primary_scorer(params.features, model_dir=model_dir, check=refusal)
         if why:
             console.print(f"[yellow]rules answer:[/] {why}", highlight=False)
         snaps = scoring_snapshots(export, ts)
@@ -756,8 +770,6 @@ def drift(
 
     from leadscore.features.build import compute_features
     from leadscore.features.snapshots import scoring_snapshots
-    from leadscore.models.lgbm import LeadModel
-    from leadscore.models.registry import load_champion
     from leadscore.training.dataset import load_dataset
     from leadscore.training.drift import drift_table, write_drift
 
@@ -765,7 +777,7 @@ def drift(
         params = _params(params_path)
         mon = params.monitor
         export = _read(data)
-        model = LeadModel.load(model_dir) if model_dir else load_champion()
+        model = _checked_model(model_dir)
         table, _ = load_dataset(dataset)
         start, end = (pd.Timestamp(t) for t in model.info["train_period"])
         reference = table.loc[(table["as_of"] >= start) & (table["as_of"] <= end), model.spec.names]

@@ -261,6 +261,13 @@ def check_folder(folder: Path | str, timeout_s: float | None = None) -> Verdict:
 
 
 
+def refusal(folder: Path | str) -> str | None:
+    """The load hook of ``primary_scorer`` / ``load_champion`` (``check=``) for batch commands: why the
+    check refuses the model folder, or None when it passed."""
+    verdict = check_folder(folder)
+    return None if verdict.ok else (verdict.reason or "the check gave no reason")
+
+
 def check_model(folder: Path | str, timeout_s: float | None = None, *, structure: bool = True) -> Verdict:
     """Check the model folder in a child process within ``timeout_s`` (``MODEL_CHECK_TIMEOUT_S``).
 

@@ -356,3 +356,39 @@ def test_deadline_and_request_errors_are_reasons_of_the_vocabulary(trained, tmp_
     results = _score(core, request_body)
     assert all(reason_code(s.out.fallback_reason) == "model_error" and "/srv" not in s.out.fallback_reason
                for s in results)
+
+
+# --- batch commands: a malformed model file is refused there too, never a crash or a hang
+
+
+def _cli(*args: str, timeout: float) -> "subprocess.CompletedProcess":
+    import subprocess
+    import sys
+
+    code = "import sys; from leadscore.cli import app; sys.argv = ['leadscore', *sys.argv[1:]]; app()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("fault", ["unparseable", "self_cycle"])
+@pytest.mark.parametrize("command", ["score", "thresholds", "drift"])
+def test_batch_commands_refuse_a_malformed_model_instead_of_crashing_or_hanging(trained, demo_dir, tmp_path, fault,
+                                                                              command):
+    """On main `score`, `thresholds` and `drift --model-dir` loaded the file straight into LightGBM:
+    the unparseable block aborted the process (SIGABRT), the self-cycle hung it. `score` answers with
+    the rules and says why; the others, which need the model itself, exit 1 naming the fault."""
+    folder = _broken_copy(trained["model_dir"], tmp_path / "m", fault)
+    args = {"score": ["--as-of", "2026-06-01", "--out", str(tmp_path / "scores.csv")],
+            "thresholds": ["--weeks", "2"],
+            "drift": ["--dataset", str(trained["dataset"]), "--out", str(tmp_path / "drift")]}[command]
+    done = _cli(command, "--data", str(demo_dir), "--model-dir", str(folder), *args, timeout=120)
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode >= 0 and "Traceback" not in said, said[-600:]  # no signal, no traceback
+    assert "malformed trees: tree " in said, said[-600:]
+    if command == "score":
+        import pandas as pd
+
+        assert done.returncode == 0, said[-600:]
+        scores = pd.read_csv(tmp_path / "scores.csv")
+        assert (scores["scorer"] == "rules").all() and scores["fallback_reason"].str.startswith("model_invalid: ").all()
+    else:
+        assert done.returncode == 1, said[-600:]
