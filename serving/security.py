@@ -9,8 +9,8 @@ One ASGI middleware, so the checks hold for every route the same way and cost mi
   a metrics key, which opens nothing else. Keys are never logged.
 - **Size**: a body over ``max_request_bytes`` is 413, by ``Content-Length`` or while streaming.
 - **Type**: a POST body other than ``application/json`` is 415 (no pickle, no multipart).
-- **Capacity**: more than ``max_in_flight`` requests in this worker is 503 with ``Retry-After``,
-  at once, never a queue that hangs.
+- **Capacity** is not here: ``serving.admission.Admission`` sheds before this gate (and before
+  BentoML's tracing) runs, and takes a slot only once the body is complete.
 - **Logs**: one JSON line per request (route, status, milliseconds); lead ids in paths are
   pseudonymised with the deployment's keyed hash.
 - **Metrics**: requests and durations per route *template* (``/leads/{lead_id}/card``, never an
@@ -41,11 +41,11 @@ from urllib.parse import parse_qs, quote, unquote
 
 from pythonjsonlogger.json import JsonFormatter
 
+from leadscore.serving.admission import too_large
 from leadscore.serving.ledger import pseudonym
 
 log = logging.getLogger("leadscore.serving")
 
-RETRY_AFTER_S = 1
 # A lead id may hold "/": the id is everything between /leads/ and the route's last segment, as the
 # routes' {lead_id:path} reads it.
 _LEAD_PATH = re.compile(r"^/leads/(?P<lead_id>.+)/(?P<verb>history|change|card|card-link)$", re.DOTALL)
@@ -160,16 +160,15 @@ def _flat(routes: Sequence):
 
 
 class Gate:
-    """ASGI middleware: keys, size, type and capacity checks, then the access log line and the metrics."""
+    """ASGI middleware: keys, size and type checks, then the access log line and the metrics."""
 
     def __init__(self, app, *, keys: Callable[[], list[str]], secret: Callable[[], bytes],
-                 max_bytes: Callable[[], int], max_in_flight: Callable[[], int],
+                 max_bytes: Callable[[], int],
                  routes: Callable[[], Sequence] = lambda: (), metrics_keys: Callable[[], list[str]] = lambda: [],
                  metrics: "Metrics | None" = None) -> None:
         self.app = app
-        self._keys, self._secret, self._max_bytes, self._max_in_flight = keys, secret, max_bytes, max_in_flight
+        self._keys, self._secret, self._max_bytes = keys, secret, max_bytes
         self._routes, self._metrics_keys, self.metrics = routes, metrics_keys, metrics
-        self.in_flight = 0
 
     def _authorised(self, scope: dict, route: str, params: dict) -> bool:
         headers = dict(scope.get("headers") or [])
@@ -213,10 +212,6 @@ class Gate:
         if not self._authorised(scope, route, params):
             return await _send_json(send, 401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
                                     [(b"www-authenticate", b"Bearer")])
-        if self.in_flight >= self._max_in_flight():
-            return await _send_json(
-                send, 503, f"over capacity ({self.in_flight} requests in flight in this worker); retry after {RETRY_AFTER_S} s",
-                [(b"retry-after", str(RETRY_AFTER_S).encode())])
         headers = dict(scope.get("headers") or [])
         limit = self._max_bytes()
         if scope["method"] in ("POST", "PUT", "PATCH"):
@@ -230,8 +225,7 @@ class Gate:
                 shown = kind.decode("latin-1")[:80] or "none"
                 return await _send_json(send, 415, f"content type: expected application/json, found {shown}")
             if length > limit:
-                return await _send_json(send, 413, f"request body: expected at most {limit:,} bytes, found {length:,}")
-        self.in_flight += 1
+                return await _send_json(send, 413, too_large(limit, length))
         received = 0
         started = rejected = False
 
@@ -243,7 +237,7 @@ class Gate:
                 if received > limit and not started:
                     # Answer now; the app then sees the client gone and whatever it sends is dropped.
                     rejected = True
-                    await _send_json(send, 413, f"request body: expected at most {limit:,} bytes")
+                    await _send_json(send, 413, too_large(limit))
                     return {"type": "http.disconnect"}
             return message
 
@@ -260,8 +254,6 @@ class Gate:
         except Exception:
             if not rejected:
                 raise
-        finally:
-            self.in_flight -= 1
 
 
 def quote_id(lead_id: str) -> str:
@@ -276,6 +268,8 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _REQUESTS = ("leadscore_http_requests", "Requests answered, by route template, method and status.")
 _DURATION = ("leadscore_http_request_duration_seconds", "Time to answer, by route template.")
 _SCORES = ("leadscore_scores", "Leads answered, by scorer and fallback reason code.")
+_SHED = ("leadscore_http_turned_away", "Requests answered before the app by admission: 503 over capacity, "
+         "408 body too slow, 413 body too large.")
 
 
 def instance_folder() -> Path:
@@ -381,6 +375,14 @@ class Metrics:
                 if bound != float("inf"):
                     self._add("histogram", _DURATION, _DURATION[0] + "_bucket", {"route": route, "le": "+Inf"}, 0.0)
                 self._add("histogram", _DURATION, _DURATION[0] + "_sum", {"route": route}, seconds)
+        except Exception:  # noqa: BLE001
+            log.warning("metrics not recorded", exc_info=True)
+
+    def count_shed(self, status: int) -> None:
+        """Count one request turned away by ``serving.admission`` (never raises)."""
+        try:
+            with self._lock:
+                self._add("counter", _SHED, _SHED[0] + "_total", {"status": _status_label(status)}, 1.0)
         except Exception:  # noqa: BLE001
             log.warning("metrics not recorded", exc_info=True)
 

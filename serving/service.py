@@ -37,6 +37,7 @@ from leadscore.serving.schemas import (
     ScoreOut,
     ScoreRequest,
 )
+from leadscore.serving.admission import Admission
 from leadscore.serving.security import METRICS_PATH, Gate, Metrics, card_link, configure_logging
 
 ERRORS = {
@@ -102,7 +103,6 @@ app.add_middleware(
     keys=lambda: _settings_gate().keys(),
     secret=lambda: _core.secret if _core is not None else b"",
     max_bytes=lambda: _settings_gate().max_request_bytes,
-    max_in_flight=lambda: _settings_gate().max_in_flight,
     routes=lambda: app.router.routes,
     metrics_keys=lambda: _settings_gate().metrics_key_list(),
     metrics=_metrics,
@@ -309,3 +309,26 @@ def _html(page: str, status: int, core: ScoringCore) -> HTMLResponse:
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",
     })
+
+
+# --- admission, outside everything BentoML puts in front of the app
+#
+# BentoML builds the ASGI app a worker serves in ``Service.to_asgi`` (OpenTelemetry, its timeout and
+# context middlewares, then the mounted FastAPI app with the gate). Shedding must happen before all
+# of that, so the service object's ``to_asgi`` wraps the result in ``Admission``. BentoML's Service is
+# a slotted attrs class, so the method is changed by giving this one object a subclass that adds no
+# state (``__slots__ = ()``); ``tests/serving/test_admission.py`` checks that a worker's app is it.
+
+
+class _AdmittedService(type(LeadScoring)):
+    __slots__ = ()
+
+    def to_asgi(self, is_main: bool = True):
+        return Admission(super().to_asgi(is_main),
+                         max_in_flight=lambda: _settings_gate().max_in_flight,
+                         max_bytes=lambda: _settings_gate().max_request_bytes,
+                         body_timeout_s=lambda: _settings_gate().body_timeout_s,
+                         metrics=_metrics)
+
+
+LeadScoring.__class__ = _AdmittedService

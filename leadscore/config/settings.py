@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     )
     max_in_flight: int = Field(default=8, ge=1, description="Concurrent requests per worker; more get 503 at once, "
                                "so admitted ones stay fast (one worker scores one request at a time).")
+    body_timeout_s: float = Field(default=10.0, ge=0.1, le=600.0, description="A request body must be complete "
+                                  "this many seconds after its headers, else 408; until then it holds no "
+                                  "in-flight slot.")
     card_frame_ancestors: str = Field(
         default="'self' https://*.force.com https://*.salesforce.com https://app.hubspot.com https://app-eu1.hubspot.com "
         "https://*.dynamics.com",

@@ -22,6 +22,7 @@ from tests.serving.test_service import request_for
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+BODY_TIMEOUT_S = 3
 
 
 def _free_port() -> int:
@@ -38,7 +39,8 @@ def server(trained, tmp_path_factory):
     bentoml = Path(sys.executable).with_name("bentoml")
     log_file = work / "server.log"
     log = open(log_file, "w")
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "LEADSCORE_LEDGER_URL": f"sqlite:///{work / 'ledger.db'}"}
+    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "LEADSCORE_LEDGER_URL": f"sqlite:///{work / 'ledger.db'}",
+           "BENTOML_HOME": str(work / "bentoml"), "LEADSCORE_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}
     proc = subprocess.Popen(
         [str(bentoml), "serve", "leadscore.serving.service:LeadScoring", "--host", "127.0.0.1", "--port", str(port),
          "--working-dir", str(ROOT)],
@@ -142,3 +144,57 @@ def test_server_logs_are_json_without_personal_data_or_keys(server, demo_dir):
     assert emails and not any(e in text for e in emails)
     assert not any(i in text for i in ids)
     assert API_KEY not in text
+
+
+@pytest.mark.server
+def test_slow_bodies_hold_no_slot_and_are_cut_off_with_408(server, demo_dir):
+    """On main 8 authenticated connections sending their body one byte at a time held every in-flight
+    slot (a slot was taken before the body was read) and everyone else got 503. Now 12 such clients
+    (more than the 8 slots) hold connections only: a complete request beside them is answered by the
+    model, and each trickling one gets 408 at LEADSCORE_BODY_TIMEOUT_S."""
+    import threading
+
+    base, _ = server
+    host, port = base.removeprefix("http://").split(":")
+    export = read_export(demo_dir)
+    ids = scoring_snapshots(export, export.data_end)["lead_id"].iloc[60:62].tolist()
+    body = json.dumps(request_for(export, ids[:1], export.data_end)).encode()
+    head = (f"POST /score HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    slow = [socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 10) for _ in range(12)]
+    for s in slow:
+        s.sendall(head)
+    stop = threading.Event()
+
+    def trickle():
+        for i in range(len(body)):
+            for s in slow:
+                try:
+                    s.send(body[i:i + 1])
+                except OSError:
+                    pass
+            if stop.wait(0.2):
+                return
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        resp = httpx.post(f"{base}/score", json=request_for(export, ids[1:], export.data_end), headers=AUTH, timeout=10)
+        assert resp.status_code == 200, resp.text[:300]
+        assert resp.json()[0]["scorer"] == "model" and time.monotonic() - t0 < 2
+        answers = []
+        for s in slow:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            answers.append(data.split(b"\r\n", 1)[0])
+    finally:
+        stop.set()
+        for s in slow:
+            s.close()
+    assert answers == [b"HTTP/1.1 408 Request Timeout"] * 12, answers

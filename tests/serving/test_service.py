@@ -221,26 +221,10 @@ def test_streamed_body_over_the_cap_is_413():
         return JSONResponse({"n": len(await request.body())})
 
     app = Gate(Starlette(routes=[Route("/x", echo, methods=["POST"])]), keys=lambda: ["k"], secret=lambda: b"s",
-               max_bytes=lambda: 1000, max_in_flight=lambda: 5)
+               max_bytes=lambda: 1000)
     with TestClient(app, headers={"Authorization": "Bearer k", "content-type": "application/json"}) as c:
         assert c.post("/x", content=(b"x" for _ in range(10))).json() == {"n": 10}
         assert c.post("/x", content=(b"x" * 100 for _ in range(20))).status_code == 413
-
-
-def test_over_capacity_is_503_with_retry_after():
-    from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
-
-    from leadscore.serving.security import Gate
-
-    gate = Gate(Starlette(routes=[Route("/x", lambda r: PlainTextResponse("ok"))]), keys=lambda: ["k"],
-                secret=lambda: b"s", max_bytes=lambda: 1000, max_in_flight=lambda: 2)
-    with TestClient(gate, headers={"Authorization": "Bearer k"}) as c:
-        assert c.get("/x").status_code == 200
-        gate.in_flight = 2  # two requests already being served
-        resp = c.get("/x")
-        assert resp.status_code == 503 and resp.headers["retry-after"] == "1" and "capacity" in resp.text
 
 
 def test_unknown_categories_and_activity_types_are_warnings(client, demo_dir):
