@@ -67,6 +67,14 @@ def serve_speed_rows(sp: dict) -> list[tuple[str, str, str, str]]:
              f"`POST /score` {ms(lat['ours'])}{busy if lat.get('busy') else ''}; {target}",
              f"`mlflow models serve`, same leads as precomputed features, probability only: {ms(lat['mlflow'])}; "
              f"the same work in process (`score_one`): {ms(sp['in_process'])}; `GET /livez` {ms(lat['livez'])}")]
+    rules = sp.get("in_process_rules")
+    if rules:  # the fallback's live path beside the model's, lead by lead in turns in one loop
+        model = sp["in_process"]
+        rows.append(("single lead, SLA rules (the fallback) beside the model, in process",
+                     f"{rules['n']:,} requests each, in turns, {pay['leads']} leads × {acts['median']:.0f} activities{quick}",
+                     f"rules live path {ms(rules)} (rules/model p99 {rules['ratio_p99_rules_over_model']:.2f}×; goal "
+                     f"{rules['goal']}: {'met' if rules['goal_met'] else 'missed'})",
+                     f"model live path (`score_one`) {ms(model)}"))
     ratio = thr["ratio_ours_over_mlflow"]
     ours, ml = thr["ours"], thr["mlflow"]
     rows.append(("API throughput, one lead per request",
@@ -82,31 +90,53 @@ def serve_speed_rows(sp: dict) -> list[tuple[str, str, str, str]]:
 
 
 def serve_load_rows(ld: dict) -> list[tuple[str, str, str, str]]:
-    """README rows for bench/serve_load.json: locust, sustained traffic and overload."""
+    """README rows for bench/serve_load.json: locust, sustained traffic and overload, each overload
+    phase with its goodput and the shed latency against the goals of bench/serve_load.py."""
     busy = " (machine busy: inflated)"
     quick = " (quick smoke run)" if ld.get("quick") else ""
-    s, o = ld["sustained"], ld["overload"]
-    s200, o200 = s["latency_ms_by_status"].get("200", {}), o["latency_ms_by_status"].get("200", {})
+    s = ld["sustained"]
+    s200 = s["latency_ms_by_status"].get("200", {})
     not_ok = sum(n for k, n in s["statuses"].items() if k != "200")
-    shed = {k: n for k, n in o["statuses"].items() if k in ("429", "503")}
-    other = sum(n for k, n in o["statuses"].items() if k not in ("200", "429", "503"))
-    shed_text = ", ".join(f"{n:,} × {k}" for k, n in shed.items()) or "none shed"
     rec = ld.get("recovered_after_s")
+    goals = ld.get("goals", {})
+
+    def against(name: str) -> str:
+        g = goals.get(name)
+        if not g:
+            return ""
+        sign = "<" if "ms" in name else "≥"
+        goal = f"{g['goal']:g} ms" if "ms" in name else f"{g['goal']:.0%}"
+        return f" (goal {sign} {goal}: {'met' if g['met'] else 'missed'})"
+
+    def failed(phase: str, suffix: str) -> list[str]:  # this phase's failures (its checks and its goals)
+        return [f for f in ld["failures"] if f.startswith(f"{phase}:") or f"_{suffix} " in f or "after the overload" in f]
+
     rows = [("load test (locust): sustained",
              f"{s['users']} users offering {s['offered_req_per_s']:,.0f} req/s for {s['duration_s']:.0f} s{quick}",
              f"{s['ok_req_per_s']:,.0f} req/s answered, p50 {s200.get('p50_ms', 0):.0f} ms, p99 {s200.get('p99_ms', 0):.0f} ms, "
              f"{not_ok} not 200{busy if s['busy'] else ''}",
-             f"closed-loop capacity in the same run ({ld['probe']['users']} users): {ld['capacity_req_per_s']:,.0f} req/s"),
-            ("load test (locust): overload",
-             f"{o['users']} users without pause for {o['duration_s']:.0f} s"
-             f"{' (waiting Retry-After when shed)' if o.get('honour_retry_after') else ', retrying at once when shed'}"
-             f"{', ' + str(ld['max_in_flight_per_worker']) + ' in flight admitted per worker' if ld.get('max_in_flight_per_worker') else ''}"
-             f"{quick}",
-             f"{o['statuses'].get('200', 0):,} × 200 ({o['ok_req_per_s']:,.0f} req/s = "
-             f"{o['ok_req_per_s'] / ld['capacity_req_per_s']:.0%} of capacity, p99 {o200.get('p99_ms', 0):.0f} ms), "
-             f"{shed_text}; other statuses, errors and timeouts: {other}{busy if o['busy'] else ''}",
-             f"{'passed' if ld['passed'] else 'FAILED: ' + '; '.join(ld['failures'])}"
-             f"{'; 200 again ' + format(rec, '.1f') + ' s after' if rec is not None else ''}")]
+             f"closed-loop capacity in the same run ({ld['probe']['users']} users): {ld['capacity_req_per_s']:,.0f} req/s")]
+    for phase in ld.get("overloads", ["overload"]):
+        o = ld[phase]
+        o200 = o["latency_ms_by_status"].get("200", {})
+        shed = {k: n for k, n in o["statuses"].items() if k in ("429", "503")}
+        other = sum(n for k, n in o["statuses"].items() if k not in ("200", "429", "503"))
+        shed_text = ", ".join(f"{n:,} × {k}" for k, n in shed.items()) or "none shed"
+        honour = o.get("honour_retry_after")
+        suffix = "retry_after" if honour else "at_once"
+        extra = o.get("shed_probe", {}).get("503")
+        shed_latency = (f"; a 503 to another caller p50 {extra['p50_ms']:.1f} ms, p95 {extra['p95_ms']:.1f} ms"
+                        f"{against('shed_p95_ms_' + suffix)}" if extra else "")
+        rows.append((f"load test (locust): overload, {'clients honour Retry-After' if honour else 'clients retry at once'}",
+                     f"{o['users']} users without pause for {o['duration_s']:.0f} s"
+                     f"{', ' + str(ld['max_in_flight_per_worker']) + ' in flight admitted per worker' if ld.get('max_in_flight_per_worker') else ''}"
+                     f"{quick}",
+                     f"{o['statuses'].get('200', 0):,} × 200: {o['ok_req_per_s']:,.0f} req/s = "
+                     f"{o['ok_req_per_s'] / ld['capacity_req_per_s']:.0%} of capacity{against('goodput_' + suffix)}, p99 "
+                     f"{o200.get('p99_ms', 0):.0f} ms; {shed_text}{shed_latency}; other statuses, errors and timeouts: "
+                     f"{other}{busy if o['busy'] else ''}",
+                     f"the capacity above; {'passed' if not failed(phase, suffix) else 'FAILED: ' + '; '.join(failed(phase, suffix))}"
+                     f"{'; 200 again ' + format(rec, '.1f') + ' s after' if rec is not None else ''}"))
     return rows
 
 

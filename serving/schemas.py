@@ -441,4 +441,7 @@ class MetadataOut(BaseModel):
     training_window: dict = Field(description="The data the model learned from.")
     rules_version: str
     deadline_ms: int
+    limits: dict = Field(description="What one request may ask of a worker (the LEADSCORE_* settings): "
+                         "max_request_bytes, max_request_activities, max_what_if_leads, max_in_flight, "
+                         "body_timeout_s.")
     ledger: str = Field(description="Ledger backend (password masked).")

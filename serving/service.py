@@ -94,6 +94,10 @@ def _without_input(msg: str, value: object) -> str:
     return msg
 
 
+# The settings that bound one request, as /metadata lists them for integrators.
+METADATA_LIMITS = ("max_request_bytes", "max_request_activities", "max_what_if_leads", "max_in_flight", "body_timeout_s")
+
+
 def _settings_gate():
     return _core.settings if _core is not None else get_settings()
 
@@ -208,6 +212,7 @@ class LeadScoring:
                                                   "train_rows", "won_deals", "leads") if k in info},
             rules_version=core.rules.version,
             deadline_ms=core.settings.deadline_ms,
+            limits={name: getattr(core.settings, name) for name in METADATA_LIMITS},
             ledger=core.ledger.describe(),
         )
 

@@ -324,6 +324,12 @@ def test_metadata_names_model_features_thresholds_and_window(client, trained):
     assert [f["name"] for f in meta["features"]] == model.spec.names
     assert meta["thresholds"]["sales_ready"] == pytest.approx(model.sales_ready)
     assert meta["training_window"]["train_period"] == model.info["train_period"]
+    from leadscore.config.settings import Settings
+
+    # The caps an integrator must respect, as the service enforces them (on main not listed anywhere).
+    defaults = Settings()
+    assert meta["limits"] == {k: getattr(defaults, k) for k in ("max_request_bytes", "max_request_activities",
+                                                                "max_what_if_leads", "max_in_flight", "body_timeout_s")}
 
 
 def test_logs_are_json_without_ids_emails_or_keys(client, demo_dir, caplog):
