@@ -33,7 +33,7 @@ STAGES = ("open", "won", "lost")
 TIMESTAMP_DTYPE = "datetime64[ns]"
 # Timestamps later than now (plus this much clock skew) are errors in the source system.
 CLOCK_SKEW = pd.Timedelta(minutes=5)
-TIMESTAMP_EXPECTED = "an ISO 8601 timestamp (years 1678–2261)"
+TIMESTAMP_EXPECTED = "an ISO 8601 or dd.mm.yyyy [HH:MM] timestamp (years 1678–2261)"
 
 
 def _now() -> pd.Timestamp:
@@ -77,6 +77,9 @@ class Export:
     problems: list[Problem] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    # How each CSV table not in the contract's own spelling (UTF-8, commas, ISO dates) was written, as
+    # features.dialect found it: encoding, delimiter, decimal mark, the columns rewritten.
+    dialects: dict[str, str] = field(default_factory=dict)
 
     @property
     def data_end(self) -> pd.Timestamp:
@@ -98,11 +101,25 @@ def _find_table(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _csv_options():
+    from leadscore.config.settings import get_settings
+    from leadscore.features.dialect import CsvOptions
+
+    st = get_settings()
+    return CsvOptions(encoding=st.csv_encoding, delimiter=st.csv_delimiter, decimal=st.csv_decimal,
+                      date_order=st.csv_date_order)
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, str | None]:
+    """The table and, for a CSV, how it was written (``features.dialect``)."""
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    # Everything as text first: parsing is ours, so a bad cell is reported, not guessed.
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        return pd.read_parquet(path), None
+    from leadscore.features.dialect import read_office_csv
+
+    # Everything as text first: parsing is ours, so a bad cell is reported, not guessed. Office
+    # dialects (`;`, Windows-1252, decimal comma, dd.mm.yyyy) are rewritten into the contract's spelling.
+    frame, dialect = read_office_csv(path, _csv_options())
+    return frame, None if dialect.plain else dialect.describe()
 
 
 _EARLIEST, _LATEST = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
@@ -278,9 +295,11 @@ def _read_sql_tables(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, str],
     return raw, files, problems
 
 
-def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem]]:
+def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], dict[str, str]]:
+    from leadscore.features.dialect import DialectError
+
     if not folder.is_dir():
-        return {}, {}, [Problem(str(folder), None, None, "a folder with leads, activities, opportunities", "no such folder")]
+        return {}, {}, [Problem(str(folder), None, None, "a folder with leads, activities, opportunities", "no such folder")], {}
     paths = {name: _find_table(folder, name) for name in TABLES}
     missing = [
         Problem(str(folder / f"{name}.csv"), None, None, f"a table '{name}' (.csv or .parquet)", "no such file")
@@ -288,14 +307,20 @@ def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str],
         if p is None
     ]
     if missing:
-        return {}, {}, missing
-    raw, problems = {}, []
+        return {}, {}, missing, {}
+    raw, problems, dialects = {}, [], {}
     for name, p in paths.items():
         try:
-            raw[name] = _read_table(p)
+            raw[name], dialect = _read_table(p)
+        except DialectError as exc:
+            problems.append(Problem(exc.file, None, exc.column, exc.expected, exc.found))
+            continue
         except Exception as exc:  # an unreadable file is a contract problem, not a traceback
             problems.append(Problem(str(p), None, None, "a readable CSV or Parquet table", f"{type(exc).__name__}: {exc}"))
-    return raw, {name: str(p) for name, p in paths.items()}, problems
+            continue
+        if dialect:
+            dialects[name] = dialect
+    return raw, {name: str(p) for name, p in paths.items()}, problems, dialects
 
 
 def read_export(source: Path | str, now: pd.Timestamp | None = None) -> Export:
@@ -303,7 +328,10 @@ def read_export(source: Path | str, now: pd.Timestamp | None = None) -> Export:
 
     Raises ContractError when it cannot be used at all (a missing table or required column).
     """
-    raw, files, fatal = _read_sql_tables(source) if _is_url(source) else _read_folder(Path(source))
+    if _is_url(source):
+        (raw, files, fatal), dialects = _read_sql_tables(source), {}
+    else:
+        raw, files, fatal, dialects = _read_folder(Path(source))
     if fatal:
         raise ContractError(fatal)
     for name, frame in raw.items():
@@ -324,4 +352,5 @@ def read_export(source: Path | str, now: pd.Timestamp | None = None) -> Export:
         problems=p_leads + p_acts + p_opps,
         dropped={"leads": d_leads, "activities": d_acts, "opportunities": d_opps},
         files=files,
+        dialects=dialects,
     )

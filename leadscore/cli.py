@@ -139,6 +139,8 @@ def _read(data: str):
         for name, frame in (("leads", export.leads), ("activities", export.activities), ("opportunities", export.opportunities))
     ]
     console.print(f"[dim]{data}:[/] " + "; ".join(parts), highlight=False)
+    for name, dialect in export.dialects.items():  # only files not in the contract's own spelling
+        console.print(f"[dim]  {name}: read as {dialect}[/]", highlight=False)
     if export.problems:
         console.print(f"[yellow]{len(export.problems):,} problem(s) in the export; `leadscore validate {data}` lists them[/]")
     return export
@@ -206,15 +208,33 @@ def demo_data(
     leads: int = typer.Option(5000, "--leads", min=10, help="Number of leads."),
     seed: int = typer.Option(42, "--seed", help="Random seed (same seed, same export)."),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+    end: Optional[str] = typer.Option(None, "--end", help="The export's data end: a date (ISO 8601, or dd.mm.yyyy "
+                                      "with LEADSCORE_DATE_FORMAT=de) or 'today' (now, to the minute); default: "
+                                      "the demo's fixed end, so a seed gives the same export on any day."),
+    start: Optional[str] = typer.Option(None, "--start", help="First day leads are created (default: two years "
+                                        "before --end; at least 60 days before it)."),
 ) -> None:
     """Write a realistic demo CRM export (fit, intent, negative persona, the sales-activity leak trap)."""
-    from leadscore.demo import write_demo_export
+    import pandas as pd
+
+    from leadscore.demo import DEFAULT_END, write_demo_export
 
     if fmt not in ("csv", "parquet"):
         _fail(f"--format: expected csv or parquet, found {fmt!r}", 2)
+    if end is None:
+        stop = pd.Timestamp(DEFAULT_END)
+    elif end.strip().lower() == "today":
+        stop = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("min")
+    else:
+        stop = pd.Timestamp(_date_option(end, "--end"))
+    first = pd.Timestamp(_date_option(start, "--start")) if start else None
     with console.status(f"writing {leads:,} demo leads to {out_dir}"):
-        counts = write_demo_export(out_dir, n_leads=leads, seed=seed, fmt=fmt)
-    console.print(f"[green]wrote[/] {out_dir}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
+        try:
+            counts = write_demo_export(out_dir, n_leads=leads, seed=seed, fmt=fmt, end=stop, start=first)
+        except ValueError as exc:
+            _fail(f"--{exc}", 2)
+    console.print(f"[green]wrote[/] {out_dir}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items())
+                  + f"; data end {stop:%Y-%m-%d %H:%M}")
 
 
 @app.command()

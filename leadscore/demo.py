@@ -36,7 +36,14 @@ MARKETING_ACTIVITY_TYPES: tuple[str, ...] = (
 )
 ACTIVITY_TYPES: tuple[str, ...] = MARKETING_ACTIVITY_TYPES + SALES_ACTIVITY_TYPES
 STAGES: tuple[str, ...] = ("open", "won", "lost")
-HISTORY_DAYS = 730  # two years of leads up to the data end
+HISTORY_DAYS = 730  # two years of leads up to the data end, unless a start is given
+MIN_HISTORY_DAYS = 60  # shorter, no lead could age into a deal and close within the export
+DEFAULT_END = "2026-06-30"  # a fixed end by default: the same seed gives the same export on any day
+
+
+def _naive(moment: str | pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp  # the export is naive UTC
 
 _CODE = {t: i for i, t in enumerate(ACTIVITY_TYPES)}
 _EMAIL_TYPES = np.array([_CODE[t] for t in ("email_open", "email_click")])
@@ -197,13 +204,15 @@ class _Timeline:
     end_days: float
 
     @classmethod
-    def ending(cls, end: str | pd.Timestamp) -> "_Timeline":
-        stop = pd.Timestamp(end)
-        if stop.tzinfo is not None:  # the export is naive UTC
-            stop = stop.tz_convert("UTC").tz_localize(None)
+    def ending(cls, end: str | pd.Timestamp, start: str | pd.Timestamp | None = None) -> "_Timeline":
+        stop = _naive(end)
         # Start at midnight so that whole days are calendar days (office hours, weekends).
-        start = (stop - pd.Timedelta(days=HISTORY_DAYS)).normalize()
-        return cls(start=start, end_days=(stop - start) / pd.Timedelta(days=1))
+        first = (_naive(start) if start is not None else stop - pd.Timedelta(days=HISTORY_DAYS)).normalize()
+        days = (stop - first) / pd.Timedelta(days=1)
+        if days < MIN_HISTORY_DAYS:
+            raise ValueError(f"start: expected at least {MIN_HISTORY_DAYS} days before end ({stop:%Y-%m-%d}), "
+                             f"found {first:%Y-%m-%d} ({days:.0f} days)")
+        return cls(start=first, end_days=days)
 
     def office_hours(self, rng: np.random.Generator, t: np.ndarray, lo: np.ndarray | float) -> np.ndarray:
         """Move times to plausible office hours, mostly off weekends, within [lo, end].
@@ -795,10 +804,12 @@ def _opportunities_frame(opps: _Opportunities, lead_ids: np.ndarray, clock: _Tim
 # Public API
 
 
-def make_demo_export(n_leads: int = 5000, seed: int = 42, end: str = "2026-06-30") -> dict[str, pd.DataFrame]:
+def make_demo_export(n_leads: int = 5000, seed: int = 42, end: str | pd.Timestamp = DEFAULT_END,
+                     start: str | pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
     """A synthetic CRM export: ``{"leads", "activities", "opportunities"}`` as DataFrames.
 
-    Leads are created over the two years up to ``end``; no activity, opportunity creation or
+    Leads are created from ``start`` (default: two years before ``end``, at least
+    ``MIN_HISTORY_DAYS`` before it) up to ``end``; no activity, opportunity creation or
     close happens after ``pd.Timestamp(end)``. Timestamps are naive UTC ``datetime64[ns]``
     at minute resolution; text columns use pandas' ``str`` dtype with NaN for empty cells.
     The same ``seed`` gives identical frames.
@@ -806,7 +817,7 @@ def make_demo_export(n_leads: int = 5000, seed: int = 42, end: str = "2026-06-30
     if int(n_leads) < 1:
         raise ValueError(f"n_leads must be at least 1, found {n_leads!r}")
     rng = np.random.default_rng(seed)
-    clock = _Timeline.ending(end)
+    clock = _Timeline.ending(end, start)
     pop = _draw_population(rng, int(n_leads), clock)
     marketing, triggers = _marketing(rng, pop, clock)
     opps = _opportunities(rng, pop, triggers, clock)
@@ -820,7 +831,7 @@ def make_demo_export(n_leads: int = 5000, seed: int = 42, end: str = "2026-06-30
 
 
 def write_demo_export(out_dir: Path, n_leads: int = 5000, seed: int = 42, fmt: str = "csv",
-                      end: str = "2026-06-30") -> dict[str, int]:
+                      end: str | pd.Timestamp = DEFAULT_END, start: str | pd.Timestamp | None = None) -> dict[str, int]:
     """Write ``leads``, ``activities`` and ``opportunities`` as ``.csv`` or ``.parquet`` into
     ``out_dir`` (created if needed) and return the rows written per table.
 
@@ -830,7 +841,7 @@ def write_demo_export(out_dir: Path, n_leads: int = 5000, seed: int = 42, fmt: s
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"fmt must be 'csv' or 'parquet', found {fmt!r}")
-    tables = make_demo_export(n_leads=n_leads, seed=seed, end=end)
+    tables = make_demo_export(n_leads=n_leads, seed=seed, end=end, start=start)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     other = "parquet" if fmt == "csv" else "csv"

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         description="Who may embed the lead card in an iframe (CSP frame-ancestors).",
     )
     card_link_ttl_s: int = Field(default=8 * 3600, ge=60, description="How long a signed lead-card link is valid.")
+    # --- reading CRM exports: None detects (features/dialect.py), a value overrides the detection
+    csv_encoding: str | None = Field(default=None, description="Encoding of CSV exports (utf-8, windows-1252, …).")
+    csv_delimiter: Literal[",", ";", "\t"] | None = Field(default=None, description="Field delimiter of CSV exports.")
+    csv_decimal: Literal[".", ","] | None = Field(default=None, description="Decimal mark of numbers in CSV exports.")
+    csv_date_order: Literal["dmy", "mdy"] | None = Field(default=None, description="Order of slash dates (04/12/2026) "
+                                                         "in CSV exports when no value proves it.")
     date_format: Literal["iso", "de"] = Field(
         default="iso", description="Dates typed into the CLI and sent to the API: iso (ISO 8601 only) or de (also "
         "dd.mm.yyyy [HH:MM[:SS]]). Anything else is refused, never guessed; CRM exports are not affected.",

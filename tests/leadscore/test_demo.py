@@ -259,3 +259,52 @@ def test_bad_arguments_get_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match="n_leads must be at least 1"):
         make_demo_export(n_leads=0)
     assert not any(tmp_path.iterdir())
+
+
+# --- demo-data --start / --end: a demo that ends on a chosen day (issue 18)
+
+
+def _demo_cli(tmp_path, *args):
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app
+
+    return CliRunner().invoke(app, ["demo-data", str(tmp_path / "demo"), "--leads", "400", *args])
+
+
+def test_demo_data_ends_and_starts_where_asked(tmp_path):
+    """On main `demo-data` always ended on 2026-06-30, two years after its start."""
+    import pandas as pd
+
+    from leadscore.features.contract import read_export
+
+    done = _demo_cli(tmp_path, "--start", "2025-09-01", "--end", "2026-12-04")
+    assert done.exit_code == 0, done.output
+    export = read_export(tmp_path / "demo")
+    assert export.leads["created_at"].min() >= pd.Timestamp("2025-09-01")
+    assert pd.Timestamp("2026-11-01") < export.data_end <= pd.Timestamp("2026-12-04")
+    assert export.activities["occurred_at"].max() <= pd.Timestamp("2026-12-04")
+    assert "data end 2026-12-04" in done.output
+
+
+def test_demo_data_can_end_today(tmp_path):
+    import pandas as pd
+
+    from leadscore.features.contract import read_export
+
+    before = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    done = _demo_cli(tmp_path, "--end", "today")
+    assert done.exit_code == 0, done.output
+    end = read_export(tmp_path / "demo").data_end
+    assert before - pd.Timedelta(days=14) < end <= pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--start", "2026-06-01", "--end", "2026-06-30"], "start: expected at least 60 days before end (2026-06-30), found 2026-06-01 (29 days)"),
+    (["--end", "2026-13-01"], "--end"),
+    (["--end", "12/04/2026"], "--end"),
+])
+def test_demo_data_refuses_impossible_dates(tmp_path, args, said):
+    done = _demo_cli(tmp_path, *args)
+    assert done.exit_code == 2 and said in " ".join(done.output.split()), done.output
+    assert "Traceback" not in done.output and not (tmp_path / "demo").exists()
