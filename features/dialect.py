@@ -149,8 +149,15 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
+def _cells(col: pd.Series) -> pd.Series:
+    """Every cell as stripped text, a missing one as "" (same index as ``col``)."""
+    text = col.astype("object")
+    return text.where(text.notna(), "").astype(str).str.strip()
+
+
 def _values(col: pd.Series) -> pd.Series:
-    return col.dropna().astype(str).str.strip().loc[lambda v: v != ""]
+    """The non-empty cells as stripped text."""
+    return _cells(col).loc[lambda v: v != ""]
 
 
 def detect_decimal(frame: pd.DataFrame) -> str:
@@ -207,25 +214,22 @@ def normalise(frame: pd.DataFrame, path: Path, decimal: str, options: CsvOptions
         values = _values(frame[name])
         if values.empty:
             continue
+        cells = _cells(frame[name])
         if date_columns is None or name in date_columns:
-            dotted = values.str.match(_DOT_DATE)
-            slashed = values.str.match(_SLASH_DATE)
-            if dotted.mean() >= 0.5:
-                match = frame[name].astype("object").where(frame[name].notna(), "").astype(str).str.strip().str.extract(_DOT_DATE)
-                iso = _iso_from(match, "dmy")
-                out[name] = iso.where(match[0].notna(), frame[name])
-                dates.append((name, "dd.mm.yyyy"))
-                continue
-            if slashed.mean() >= 0.5:
-                order = _date_order(values, name, path, options.date_order)
-                match = frame[name].astype("object").where(frame[name].notna(), "").astype(str).str.strip().str.extract(_SLASH_DATE)
-                iso = _iso_from(match, order)
-                out[name] = iso.where(match[0].notna(), frame[name])
-                dates.append((name, "dd/mm/yyyy" if order == "dmy" else "m/d/yyyy"))
+            if values.str.match(_DOT_DATE).mean() >= 0.5:
+                pattern, order = _DOT_DATE, "dmy"
+                shown = "dd.mm.yyyy"
+            elif values.str.match(_SLASH_DATE).mean() >= 0.5:
+                pattern, order = _SLASH_DATE, _date_order(values, name, path, options.date_order)
+                shown = "dd/mm/yyyy" if order == "dmy" else "m/d/yyyy"
+            else:
+                pattern = None
+            if pattern is not None:
+                match = cells.str.extract(pattern)
+                out[name] = _iso_from(match, order).where(match[0].notna(), frame[name])
+                dates.append((name, shown))
                 continue
         if decimal == "," and values.str.match(_DE_NUMBER).all() and values.str.contains(r"[.,]").any():
-            text = frame[name].astype("object")
-            cells = text.where(text.notna(), "").astype(str).str.strip()
             fits = cells.str.match(_DE_NUMBER)
             out[name] = cells.str.replace(".", "", regex=False).str.replace(",", ".", regex=False).where(fits, frame[name])
             numbers.append(name)
