@@ -1,12 +1,15 @@
 """The CRM export contract: reading, checking and normalising the three tables.
 
 An export is a folder with ``leads``, ``activities`` and ``opportunities``, each as CSV or
-Parquet. Every problem is reported with file, row, column, what was expected and what was
+Parquet, and optionally ``lead_status``: sales' feedback on handed-over leads (accepted, rejected
+with the reason, disqualified, recycled). That history is after the hand-over, so it never feeds a
+feature; the SLA report and monitoring read it. Every problem is reported with file, row, column, what was expected and what was
 found. Rows that cannot be used are dropped *and counted*; a missing table or column is fatal.
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,12 @@ PERSONAL_COLUMNS = frozenset({
     "email", "first_name", "last_name", "name", "full_name", "firstname", "lastname",
     "vorname", "nachname", "phone", "mobile", "telefon", "street", "address", "linkedin_url",
 })
+# Sales' feedback, optional: one row per status change of a lead.
+OPTIONAL_TABLES = ("lead_status",)
+LEAD_STATUS_COLUMNS = ("lead_id", "changed_at", "status", "reason")
+REQUIRED["lead_status"] = ("lead_id", "changed_at", "status")
+# The statuses the SLA report counts; any other status is kept as written (lower case) and listed.
+LEAD_STATUSES = ("accepted", "rejected", "disqualified", "recycled")
 STAGES = ("open", "won", "lost")
 TIMESTAMP_DTYPE = "datetime64[ns]"
 # Timestamps later than now (plus this much clock skew) are errors in the source system.
@@ -74,12 +83,22 @@ class Export:
     leads: pd.DataFrame
     activities: pd.DataFrame
     opportunities: pd.DataFrame
+    # Sales' feedback (``LEAD_STATUS_COLUMNS``), empty when the export has none. Never a feature.
+    lead_status: pd.DataFrame = field(default_factory=lambda: empty_lead_status())
     problems: list[Problem] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     # How each CSV table not in the contract's own spelling (UTF-8, commas, ISO dates) was written, as
     # features.dialect found it: encoding, delimiter, decimal mark, the columns rewritten.
     dialects: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables read, in contract order (``lead_status`` only when the export has one)."""
+        read = {"leads": self.leads, "activities": self.activities, "opportunities": self.opportunities}
+        if "lead_status" in self.dropped:
+            read["lead_status"] = self.lead_status
+        return read
 
     @property
     def data_end(self) -> pd.Timestamp:
@@ -93,8 +112,13 @@ class Export:
         return max(s for s in stamps if pd.notna(s))
 
 
+def empty_lead_status() -> pd.DataFrame:
+    return pd.DataFrame({"lead_id": pd.Series(dtype="object"), "changed_at": pd.Series(dtype=TIMESTAMP_DTYPE),
+                         "status": pd.Series(dtype="object"), "reason": pd.Series(dtype="object")})
+
+
 def _find_table(folder: Path, name: str) -> Path | None:
-    for suffix in (".parquet", ".csv"):
+    for suffix in (".parquet", ".csv", ".xlsx"):
         candidate = folder / f"{name}{suffix}"
         if candidate.exists():
             return candidate
@@ -114,12 +138,33 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str | None]:
     """The table and, for a CSV, how it was written (``features.dialect``)."""
     if path.suffix == ".parquet":
         return pd.read_parquet(path), None
+    if path.suffix == ".xlsx":
+        return read_workbook(path)
     from leadscore.features.dialect import read_office_csv
 
     # Everything as text first: parsing is ours, so a bad cell is reported, not guessed. Office
     # dialects (`;`, Windows-1252, decimal comma, dd.mm.yyyy) are rewritten into the contract's spelling.
     frame, dialect = read_office_csv(path, _csv_options())
     return frame, None if dialect.plain else dialect.describe()
+
+
+def read_workbook(path: Path) -> tuple[pd.DataFrame, str]:
+    """An Excel workbook's first sheet, every cell as text (date cells as ISO timestamps)."""
+    sheets = pd.read_excel(path, sheet_name=None, dtype=object, engine="openpyxl")
+    name, frame = next(iter(sheets.items()))
+    text = frame.apply(lambda col: col.map(_cell_text))
+    extra = f"; {len(sheets) - 1} more sheet(s) ignored" if len(sheets) > 1 else ""
+    return text, f"Excel workbook, sheet '{name}'{extra}"
+
+
+def _cell_text(value: object) -> object:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, datetime.date | np.datetime64):  # datetime.datetime and pd.Timestamp too
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 _EARLIEST, _LATEST = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
@@ -269,6 +314,25 @@ def check_opportunities(
     return clean, chk.problems, int(drop.sum())
 
 
+def check_lead_status(
+    raw: pd.DataFrame, lead_ids: set[str], file: str = "lead_status", now: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, list[Problem], int]:
+    """Validate and normalise sales' feedback: a known lead, a time, a status (lower case; a status
+    outside ``LEAD_STATUSES`` is kept as written), an optional free-text reason."""
+    chk, now = _Checker(file), now or _now()
+    df = raw.reset_index(drop=True).copy()
+    drop = _check_lead_refs(chk, df, lead_ids)
+    changed = parse_timestamps(df["changed_at"])
+    drop |= chk.bad_rows(changed.isna(), "changed_at", TIMESTAMP_EXPECTED, df["changed_at"])
+    drop |= chk.future(changed, "changed_at", df["changed_at"], now)
+    df["changed_at"] = changed
+    df["status"] = _lower(df["status"])
+    drop |= chk.bad_rows(df["status"].isna(), "status", "a status (" + ", ".join(LEAD_STATUSES) + ", …)", df["status"])
+    df["reason"] = _text(df["reason"]) if "reason" in df.columns else pd.Series(None, index=df.index, dtype="object")
+    clean = df.loc[~drop, list(LEAD_STATUS_COLUMNS)].reset_index(drop=True)
+    return clean, chk.problems, int(drop.sum())
+
+
 def _is_url(source: Path | str) -> bool:
     return isinstance(source, str) and "://" in source
 
@@ -284,7 +348,9 @@ def _read_sql_tables(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, str],
     except Exception as exc:  # a wrong URL or an unreachable server is the user's to fix
         return {}, {}, [Problem(shown, None, None, "a reachable database", f"{type(exc).__name__}: {exc}")]
     raw, files, problems = {}, {}, []
-    for name in TABLES:
+    for name in TABLES + OPTIONAL_TABLES:
+        if name in OPTIONAL_TABLES and name not in names:
+            continue
         files[name] = f"{shown} table {name}"
         if name not in names:
             problems.append(Problem(files[name], None, None, f"a table '{name}'", f"tables {sorted(names)}"))
@@ -302,12 +368,13 @@ def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str],
         return {}, {}, [Problem(str(folder), None, None, "a folder with leads, activities, opportunities", "no such folder")], {}
     paths = {name: _find_table(folder, name) for name in TABLES}
     missing = [
-        Problem(str(folder / f"{name}.csv"), None, None, f"a table '{name}' (.csv or .parquet)", "no such file")
+        Problem(str(folder / f"{name}.csv"), None, None, f"a table '{name}' (.csv, .xlsx or .parquet)", "no such file")
         for name, p in paths.items()
         if p is None
     ]
     if missing:
         return {}, {}, missing, {}
+    paths.update({name: p for name in OPTIONAL_TABLES if (p := _find_table(folder, name)) is not None})
     raw, problems, dialects = {}, [], {}
     for name, p in paths.items():
         try:
@@ -316,7 +383,7 @@ def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str],
             problems.append(Problem(exc.file, None, exc.column, exc.expected, exc.found))
             continue
         except Exception as exc:  # an unreadable file is a contract problem, not a traceback
-            problems.append(Problem(str(p), None, None, "a readable CSV or Parquet table", f"{type(exc).__name__}: {exc}"))
+            problems.append(Problem(str(p), None, None, "a readable CSV, Excel or Parquet table", f"{type(exc).__name__}: {exc}"))
             continue
         if dialect:
             dialects[name] = dialect
@@ -343,14 +410,19 @@ def read_export(source: Path | str, now: pd.Timestamp | None = None) -> Export:
     ids = set(leads["lead_id"])
     acts, p_acts, d_acts = check_activities(raw["activities"], ids, files["activities"], now)
     opps, p_opps, d_opps = check_opportunities(raw["opportunities"], ids, files["opportunities"], now)
+    status, p_status, d_status = empty_lead_status(), [], 0
+    if "lead_status" in raw:
+        status, p_status, d_status = check_lead_status(raw["lead_status"], ids, files["lead_status"], now)
     if leads.empty:
         raise ContractError(p_leads + [Problem(files["leads"], None, None, "at least one usable lead", "none")])
     return Export(
         leads=leads,
         activities=acts,
         opportunities=opps,
-        problems=p_leads + p_acts + p_opps,
-        dropped={"leads": d_leads, "activities": d_acts, "opportunities": d_opps},
+        lead_status=status,
+        problems=p_leads + p_acts + p_opps + p_status,
+        dropped={"leads": d_leads, "activities": d_acts, "opportunities": d_opps,
+                 **({"lead_status": d_status} if "lead_status" in raw else {})},
         files=files,
         dialects=dialects,
     )

@@ -136,7 +136,7 @@ def _read(data: str):
     export = read_export(data)
     parts = [
         f"{name} {len(frame):,} kept, {export.dropped[name]:,} dropped"
-        for name, frame in (("leads", export.leads), ("activities", export.activities), ("opportunities", export.opportunities))
+        for name, frame in export.tables.items()
     ]
     console.print(f"[dim]{data}:[/] " + "; ".join(parts), highlight=False)
     for name, dialect in export.dialects.items():  # only files not in the contract's own spelling
@@ -259,7 +259,7 @@ def validate(
     table = Table(title=f"{data}", show_edge=False)
     for col in ("table", "usable rows", "dropped rows"):
         table.add_column(col, justify="right" if col != "table" else "left")
-    for name, frame in (("leads", export.leads), ("activities", export.activities), ("opportunities", export.opportunities)):
+    for name, frame in export.tables.items():
         table.add_row(name, f"{len(frame):,}", f"{export.dropped[name]:,}")
     out.print(table)
     for p in export.problems[:show]:
