@@ -15,6 +15,7 @@ import pandas as pd
 from leadscore.config.params import FeatureParams
 from leadscore.features.contract import KNOWN_LEAD_COLUMNS, PERSONAL_COLUMNS
 from leadscore.features.engine import interest_ibis
+from leadscore.features.personal import PERSONAL_KINDS, personal_columns
 from leadscore.features.spec import (
     DAY_US,
     NEVER_DAYS,
@@ -66,8 +67,11 @@ def infer_spec(
         channels = sorted(str(c) for c in by_channel.index[:max_activity_types])
     lead_columns = [c for c in KNOWN_LEAD_COLUMNS if c in leads.columns and c not in exclude]
     profile = {}
+    # Personal data by header or by content ("kontakt" full of e-mail addresses): never a feature,
+    # whatever column_types, exclude or --allow-leaky say.
+    personal = personal_columns(leads, skip=NOT_FEATURES | set(KNOWN_LEAD_COLUMNS))
     for col in leads.columns:
-        if col in NOT_FEATURES or col in KNOWN_LEAD_COLUMNS or col in exclude:
+        if col in NOT_FEATURES or col in KNOWN_LEAD_COLUMNS or col in exclude or col in personal:
             continue
         kind = cfg.column_types.get(col) or ("numeric" if _is_numeric_text(leads[col]) else "category")
         profile[col] = kind
@@ -88,6 +92,8 @@ def infer_spec(
     named = set(leads.columns) | set(spec.names)
     spec.features = [f for f in spec.features if f.name not in exclude]
     spec.excluded = {col: why for col, why in exclude.items() if col in named}
+    spec.excluded.update({col: f"personal data: {PERSONAL_KINDS[kind]['en']} (by {how})"
+                          for col, (kind, how) in personal.items() if col not in spec.excluded})
     for col in exclude:
         if col not in named:
             warnings.warn(f"features.exclude: '{col}' is neither a column of the leads table nor a feature; "

@@ -282,6 +282,69 @@ def validate(
         console.print("[green]✓ export matches the contract[/]")
 
 
+@app.command("import")
+def import_(
+    src: Path = typer.Argument(..., help="The folder with the CRM's exported files (CSV as offices save them, .xlsx or .parquet)."),
+    dest: Path = typer.Argument(..., help="Where the export in leadscore's contract goes (leads.csv, … , import_report.json)."),
+    preset: Optional[str] = typer.Option(None, "--from", help="The CRM: salesforce, hubspot, dynamics365 or pipedrive."),
+    mapping_file: Optional[Path] = typer.Option(None, "--mapping", help="A mapping YAML for any other CRM; `extends: <preset>` overrides a preset."),
+    show_preset: bool = typer.Option(False, "--show-preset", help="Print the preset's mapping (a start for --mapping) and exit."),
+) -> None:
+    """Turn a CRM's own export into leadscore's export: every source column with what it became
+    (a contract column, a custom field kept as a feature candidate, or dropped and why), rows
+    kept and dropped per table, values the value tables do not know, personal data found."""
+    from leadscore.features.contract import ContractError
+    from leadscore.features.importer import ImportError_, MappingError, import_export, load_mapping, preset_text
+
+    try:
+        if show_preset:
+            if preset is None:
+                _fail("--show-preset: expected --from PRESET, found none")
+            out.print(preset_text(preset), markup=False, highlight=False)
+            return
+        mapping = load_mapping(preset, mapping_file)
+        with _Steps(sum(len(s) for s in mapping.tables.values())) as bar:
+            report = import_export(src, dest, mapping, progress=lambda what: (bar.note(what), bar.progress.advance(bar.task)))
+    except (ImportError_, MappingError) as exc:
+        _fail(str(exc))
+    except ContractError as exc:
+        _fail(f"{dest}: the mapped export fails the contract:\n" + "\n".join(str(p) for p in exc.problems))
+    _print_import(report)
+
+
+def _print_import(report) -> None:
+    fates = Table(title=f"{report.source} → {report.dest} ({report.mapping})", show_edge=False)
+    for col in ("file", "column", "became", "why"):
+        fates.add_column(col, overflow="fold")
+    for fate in report.columns:
+        style = "dim" if fate.became == "dropped" else None
+        fates.add_row(escape(fate.file), escape(fate.column), escape(fate.became), escape(fate.why), style=style)
+    out.print(fates)
+    rows = Table(title="rows", show_edge=False)
+    for col in ("table", "read", "kept", "dropped", "why"):
+        rows.add_column(col, justify="left" if col in ("table", "why") else "right", overflow="fold")
+    for table, entry in report.rows.items():
+        why = "; ".join(f"{n:,} {escape(reason)}" for reason, n in entry["why"].items())
+        rows.add_row(table, f"{entry['read']:,}", f"{entry['kept']:,}", f"{entry['dropped']:,}", why)
+    out.print(rows)
+    for key, values in report.unknown_values.items():
+        listed = ", ".join(f"{escape(v)} ({n:,})" for v, n in sorted(values.items(), key=lambda kv: -kv[1]))
+        console.print(f"[yellow]![/] {key}: values the value table does not know, kept as their own: {listed}",
+                      highlight=False, soft_wrap=True)
+    for hit in report.personal:  # column names only: the values are personal data
+        console.print(f"[yellow]![/] {escape(hit['file'])} {escape(hit['column'])}: personal data "
+                      f"({hit['kind']}, by {hit['by']}), never a feature", highlight=False, soft_wrap=True)
+    for missing in report.missing_optional:
+        console.print(f"[dim]  not in the export (optional): {escape(missing)}[/]", highlight=False)
+    for name, dialect in report.dialects.items():
+        console.print(f"[dim]  {escape(name)}: read as {dialect}[/]", highlight=False)
+    if report.contract_problems:
+        console.print(f"[yellow]{report.contract_problems:,} problem(s) in the mapped export; "
+                      f"`leadscore validate {report.dest}` lists them[/]", highlight=False)
+    console.print(f"[green]✓[/] → {report.dest}: {', '.join(Path(p).name for p in report.files.values())}",
+                  highlight=False, soft_wrap=True)
+
+
 @app.command()
 def features(
     data: str = typer.Option(..., "--data", help=EXPORT_HELP),
@@ -952,7 +1015,8 @@ def monitor(
         horizon = horizon_text(labelled)
         summary = write_monitor(labelled, out_dir, data_end=export.data_end, horizon_days=horizon,
                                 meta={"export": data, "ledger": served.attrs["ledger"],
-                                      "scores_file": str(scores_file) if scores_file else None})
+                                      "scores_file": str(scores_file) if scores_file else None},
+                                lead_status=export.lead_status if "lead_status" in export.dropped else None)
     shown = pd.DataFrame(summary["months"])
     view = Table(title=f"scores vs outcomes to {export.data_end:%Y-%m-%d} ({horizon}-day horizon)",
                  show_edge=False)
@@ -970,6 +1034,8 @@ def monitor(
     out.print(view)
     for sentence in summary["headline"]:
         console.print(sentence, highlight=False, soft_wrap=True)
+    for sentence in summary["feedback"].get("sentences", []):  # sales' verdicts, when the export has them
+        console.print(sentence, highlight=False, soft_wrap=True)
     console.print(f"[green]✓[/] → {out_dir}: " + ", ".join(Path(p).name for p in summary["files"].values())
                   + ", monitor.json", highlight=False)
     console.print(f"open {(out_dir / 'monitor.html').resolve()}", highlight=False, soft_wrap=True)
@@ -984,7 +1050,8 @@ def sla(
 ) -> None:
     """Is the marketing–sales SLA kept? Funnel by grade and week, qualified leads delivered per week
     against the commitment, speed of follow-up and what a lead is worth at each stage — with the
-    funnel moments derived from the SLA rules' points, as the export has no status history."""
+    funnel moments derived from the SLA rules' points; sales' rejections (rate and reasons by grade
+    and week) when the export has a lead_status table."""
     from leadscore.training.sla_report import STAGE_NAMES, write_sla_report
 
     with _Guard():
@@ -1004,6 +1071,15 @@ def sla(
                   f"committed ({summary['weeks_below_commitment']} of {summary['weeks']} weeks short); follow-up within "
                   f"30 min {fu['within_30min']:.0%}, within a day {fu['within_1day']:.0%}, never {fu['never']:.0%}",
                   highlight=False, soft_wrap=True)
+    fb = summary["feedback"]
+    if fb["recorded"]:
+        from leadscore.training.report_html import percent
+
+        grades = ", ".join(f"{g} {percent(r['rejection_rate'])} of {r['with_feedback']:,}" for g, r in fb["by_grade"].items())
+        console.print(f"rejected by sales (rejected or disqualified, of {fb['with_feedback']:,} handed-over leads with a "
+                      f"verdict): {percent(fb['rejection_rate'])}; by grade {grades or '–'}", highlight=False, soft_wrap=True)
+    else:
+        console.print("rejected by sales: not recorded (the export has no lead_status)", highlight=False)
     console.print(f"[green]✓[/] → {out_dir}: " + ", ".join(Path(p).name for p in summary["files"].values()),
                   highlight=False, soft_wrap=True)
 

@@ -85,7 +85,7 @@ def _left_out_lines(model: LeadModel, summary: dict) -> list[str]:
     lines = ["## Columns left out", ""]
     if not excluded:
         return lines + ["None on request (params `features.exclude` is empty)."]
-    lines.append(f"{len(excluded)} column(s) of the export never became features (params `features.exclude`):")
+    lines.append(f"{len(excluded)} column(s) of the export never became features (params `features.exclude`, and personal data found by header or content):")
     return lines + [f"- `{col}`: {why}" for col, why in excluded.items()]
 
 

@@ -4,6 +4,7 @@ summary, the model and the model card; a flat run records the spec's ``drop`` re
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -42,17 +43,29 @@ def _excluding(params, reasons: dict):
     return params.model_copy(update={"features": params.features.model_copy(update={"exclude": reasons})})
 
 
-def test_a_per_lead_phone_number_is_named_an_identifier_not_a_leak(with_identifiers, params, tmp_path):
-    """On main both columns "ranked the label with AUC 0.999" (per-row folds over weekly snapshots)."""
+def test_personal_data_under_any_header_is_left_out_before_the_audit(with_identifiers, params, tmp_path):
+    """On main both columns reached the audit ("ranked the label with AUC 0.999"); now a phone number
+    (by content) and a second e-mail column (by header) never become features, and the spec says why."""
+    build_dataset(with_identifiers, params, tmp_path / "dataset")
+    spec = json.loads((tmp_path / "dataset" / SPEC_FILE).read_text())
+    assert spec["excluded"]["contact_phone"] == "personal data: phone numbers (by content)"
+    assert spec["excluded"]["email_2"] == "personal data: e-mail addresses (by header)"
+    assert not {f["name"] for f in spec["features"]} & {"contact_phone", "email_2"}
+
+
+def test_a_per_lead_code_is_named_an_identifier_not_a_leak(with_identifiers, params, tmp_path):
+    """A per-lead code that is not personal data still reaches the audit, which names it an identifier."""
+    export = copy.copy(with_identifiers)
+    export.leads = with_identifiers.leads.assign(ref_code=[f"R-{i:06d}" for i in range(len(with_identifiers.leads))])
     with pytest.raises(LeakageError) as err:
-        build_dataset(with_identifiers, params, tmp_path / "dataset")
+        build_dataset(export, params, tmp_path / "dataset")
     result = err.value.result
-    assert result.columns() == {"contact_phone", "email_2"}
-    assert result.columns("identifier") == {"contact_phone", "email_2"}
+    assert result.columns() == {"ref_code"}
+    assert result.columns("identifier") == {"ref_code"}
     assert result.columns("single_feature_auc") == set()
-    assert result.single_feature_auc["contact_phone"] < 0.6
+    assert result.single_feature_auc["ref_code"] < 0.6
     message = str(err.value)
-    assert "contact_phone [identifier]: looks like an identifier or personal data" in message
+    assert "ref_code [identifier]: looks like an identifier or personal data" in message
     assert "leads with a value" in message and "never a feature" in message
     assert "add them to `features.exclude` in params.yaml" in message.splitlines()[-1]
     audit = json.loads((tmp_path / "dataset" / "audit.json").read_text())
