@@ -22,6 +22,15 @@ is absent), mean predicted probability vs observed win rate, and ECE (equal-coun
 :func:`models.calibration.expected_calibration_error`); :func:`grade_table` the win rate per grade.
 :func:`write_monitor` writes the CSVs, ``reliability.png``, ``win_rate_by_grade.png``,
 ``monitor.json`` and ``monitor.html`` (one self-contained page: inline CSS, plots as data URIs).
+
+Sales' feedback (the export's optional ``lead_status``, given as ``write_monitor(lead_status=...)``)
+is an outcome, never an input: for each score of a lead found in the export, sales' *first*
+verdict (``accepted``, ``rejected``, ``disqualified`` or ``recycled``) at or after the score's
+as_of — the same "first verdict" rule as the SLA report, counted from the score rather than from
+the rules' hand-over. :func:`feedback_table` gives per source, scorer, month and grade the share
+of scores whose lead sales then rejected or disqualified (``rejected_share``, of all scores of
+known leads) and the rejection rate among those with a verdict. Counted per score, like every
+other table here: a lead scored twice counts twice.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from leadscore.config.params import FeatureParams
-from leadscore.features.contract import Export, parse_timestamps
+from leadscore.features.contract import LEAD_STATUSES, Export, parse_timestamps
 from leadscore.features.snapshots import first_opportunities, resolve_horizon, training_snapshots
 from leadscore.models.calibration import expected_calibration_error, reliability_table
 from leadscore.training import report_html
@@ -53,6 +62,9 @@ GRADE_COLUMNS = (*GROUP, "grade", "labelled", "wins", "win_rate", "mean_predicte
 SCORE_COLUMNS = ("source", "scorer", "model_version", "as_of", "probability", "grade")
 BATCH_REQUIRED = ("lead_id", "as_of", "probability", "grade", "scorer", "model_version")
 MAX_CURVES = 6  # reliability lines in one plot; the JSON has every group's bins
+REJECTIONS = ("rejected", "disqualified")  # the verdicts that say sales should not have got the lead
+FEEDBACK_GROUP = ("source", "scorer", "month", "grade")
+FEEDBACK_COLUMNS = (*FEEDBACK_GROUP, "scores", "with_feedback", *LEAD_STATUSES, "rejected_share", "rejection_rate")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +288,73 @@ def group_name(source: str, scorer: str, version: str) -> str:
     return f"{who} {scorer} {shown}"
 
 
+def score_verdicts(labelled: pd.DataFrame, lead_status: pd.DataFrame) -> pd.Series:
+    """Sales' first verdict (one of ``LEAD_STATUSES``) on each score's lead at or after its as_of,
+    indexed like ``labelled``; NaN without one (and for a lead not in the export). Ties in time:
+    the order of ``lead_status``."""
+    out = pd.Series(np.nan, index=labelled.index, dtype="object")
+    verdicts = lead_status.loc[lead_status["status"].isin(LEAD_STATUSES), ["lead_id", "changed_at", "status"]]
+    verdicts = verdicts.assign(order=np.arange(len(verdicts)))
+    pairs = pd.DataFrame({"row": labelled.index, "lead_id": labelled["lead_id"].to_numpy(),
+                          "as_of": labelled["as_of"].to_numpy()}).dropna(subset=["lead_id"])
+    hits = pairs.merge(verdicts, on="lead_id")
+    hits = hits.loc[hits["changed_at"] >= hits["as_of"]].sort_values(["row", "changed_at", "order"], kind="stable")
+    first = hits.groupby("row", sort=False).head(1)
+    out.loc[first["row"].to_numpy()] = first["status"].to_numpy()
+    return out
+
+
+def _feedback_row(verdict: pd.Series) -> dict:
+    n, given = int(len(verdict)), int(verdict.notna().sum())
+    row = {"scores": n, "with_feedback": given, **{v: int((verdict == v).sum()) for v in LEAD_STATUSES}}
+    turned_down = sum(row[v] for v in REJECTIONS)
+    row["rejected_share"] = turned_down / n if n else np.nan
+    row["rejection_rate"] = turned_down / given if given else np.nan
+    return row
+
+
+def feedback_table(labelled: pd.DataFrame, lead_status: pd.DataFrame) -> pd.DataFrame:
+    """Per source, scorer, month of as_of ("all" too) and grade served (A–D, others, "all"): scores
+    of leads found in the export, those with a verdict after the score, each verdict,
+    ``rejected_share`` = (rejected + disqualified) / scores and ``rejection_rate`` = the same / with
+    a verdict. Columns :data:`FEEDBACK_COLUMNS`; scores of unknown leads are left out (the main
+    table counts them)."""
+    known = labelled.loc[labelled["outcome"] != UNKNOWN_LEAD]
+    verdict = score_verdicts(known, lead_status)
+    rows = []
+    for (source, scorer), part in known.groupby(["source", "scorer"], sort=True):
+        seen = set(part["grade"])
+        grades = [g for g in GRADES if g in seen] + sorted(seen - set(GRADES))
+        for month in [*sorted(part["month"].unique()), ALL]:
+            rows_m = part if month == ALL else part.loc[part["month"] == month]
+            for grade in [*grades, ALL]:
+                rows_g = rows_m if grade == ALL else rows_m.loc[rows_m["grade"] == grade]
+                if len(rows_g):
+                    rows.append({"source": source, "scorer": scorer, "month": month, "grade": grade,
+                                 **_feedback_row(verdict.loc[rows_g.index])})
+    return _frame(rows, FEEDBACK_COLUMNS)
+
+
+def feedback_summary(feedback: pd.DataFrame | None) -> dict:
+    """The ``feedback`` entry of the summary: ``{"recorded": False}`` without a lead-status table,
+    else every all-months row (per source, scorer and grade, "all" included) and one sentence."""
+    if feedback is None:
+        return {"recorded": False}
+    overall = feedback.loc[feedback["month"] == ALL]
+    sentences = []
+    for (source, scorer), part in overall.groupby(["source", "scorer"], sort=True):
+        total = part.loc[part["grade"] == ALL].iloc[0]
+        by_grade = [f"{g.grade} {report_html.percent(g.rejected_share)}" for g in part.itertuples() if g.grade != ALL]
+        who = "served" if source == API else "batch"
+        sentences.append(
+            f"Sales rejected or disqualified the lead after {report_html.percent(total.rejected_share)} of the "
+            f"{int(total.scores):,} {who} {scorer} scores (a verdict followed {int(total.with_feedback):,} of them); "
+            "by grade served " + ", ".join(by_grade) + ".")
+    if not sentences:
+        sentences.append("Sales' lead-status history is in the export, but no score is of a lead in it.")
+    return {"recorded": True, "all_months": _records(overall), "sentences": sentences}
+
+
 # ---------------------------------------------------------------------------------------------
 # Summary in words
 # ---------------------------------------------------------------------------------------------
@@ -342,12 +421,19 @@ def summarize(labelled: pd.DataFrame, table: pd.DataFrame, grades: pd.DataFrame,
 
 
 def write_monitor(labelled: pd.DataFrame, out_dir: Path | str, *, data_end: pd.Timestamp, horizon_days: int | str,
-                  meta: dict | None = None) -> dict:
+                  meta: dict | None = None, lead_status: pd.DataFrame | None = None) -> dict:
     """Write monitor.csv, monitor_grades.csv, reliability.png, win_rate_by_grade.png, monitor.json
-    and monitor.html into ``out_dir``; returns the summary (what monitor.json holds)."""
+    and monitor.html into ``out_dir``, and with ``lead_status`` (the export's sales feedback, None
+    when it has none) monitor_feedback.csv (:func:`feedback_table`); returns the summary (what
+    monitor.json holds), whose ``feedback`` is ``{"recorded": False}`` without ``lead_status``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table, grades = monitor_table(labelled), grade_table(labelled)
+    feedback = feedback_table(labelled, lead_status) if lead_status is not None else None
+    names = ["monitor.csv", "monitor_grades.csv", "reliability.png", "win_rate_by_grade.png", "monitor.html"]
+    if feedback is not None:
+        feedback.to_csv(out / "monitor_feedback.csv", index=False)
+        names.insert(2, "monitor_feedback.csv")
     bins = reliability_bins(labelled)
     table.to_csv(out / "monitor.csv", index=False)
     grades.to_csv(out / "monitor_grades.csv", index=False)
@@ -357,10 +443,10 @@ def write_monitor(labelled: pd.DataFrame, out_dir: Path | str, *, data_end: pd.T
                **summarize(labelled, table, grades, data_end=data_end, horizon_days=horizon_days),
                "months": _records(table.loc[table["model_version"] == ALL]),
                "reliability": bins,
-               "files": {name: str(out / name) for name in ("monitor.csv", "monitor_grades.csv", "reliability.png",
-                                                            "win_rate_by_grade.png", "monitor.html")}}
+               "feedback": feedback_summary(feedback),
+               "files": {name: str(out / name) for name in names}}
     (out / "monitor.json").write_text(json.dumps(summary, indent=1, default=str))
-    (out / "monitor.html").write_text(render_html(summary, table, grades, out), encoding="utf-8")
+    (out / "monitor.html").write_text(render_html(summary, table, grades, out, feedback), encoding="utf-8")
     return summary
 
 
@@ -443,7 +529,23 @@ def _all_row(row: dict) -> str:
     return "all" if row.get("month") == ALL else ""
 
 
-def render_html(summary: dict, table: pd.DataFrame, grades: pd.DataFrame, out_dir: Path) -> str:
+def _feedback_html(feedback: pd.DataFrame, sentences: list[str]) -> str:
+    shown = feedback.copy()
+    shown["source"] = shown["source"].replace({API: "served"})
+    columns = [("source", "source", ""), ("scorer", "scorer", ""), ("month", "month", ""), ("grade", "grade", ""),
+               ("scores", "scores", ""), ("with_feedback", "verdict after", ""),
+               *[(v, v, "") for v in LEAD_STATUSES], ("rejected_share", "rejected or disqualified", "pct"),
+               ("rejection_rate", "of those with a verdict", "pct")]
+    notes = "".join(f'<p class="note">{report_html.cell(s)}</p>' for s in sentences)
+    return ("<h2>Sales' feedback after the score</h2>" + notes
+            + report_html.table(shown, columns, "feedback-table", lambda row: "all" if row["grade"] == ALL else "")
+            + '<p class="note">Sales\' first verdict on the lead at or after the score\'s as_of, from the export\'s '
+            "lead-status history (an outcome, never a feature). Rejected or disqualified: share of the scores of "
+            "leads in the export; the last column: of the scores a verdict followed. Recycled is not a rejection.</p>")
+
+
+def render_html(summary: dict, table: pd.DataFrame, grades: pd.DataFrame, out_dir: Path,
+                feedback: pd.DataFrame | None = None) -> str:
     """One self-contained page: inline CSS, the PNGs as data URIs, no script, nothing fetched."""
     table, grades = _for_reading(table), _for_reading(grades)
     group = [("source", "source", ""), ("scorer", "scorer", ""), ("model_version", "version", ""), ("month", "month", "")]
@@ -472,6 +574,7 @@ but not measured. ROC AUC is empty when a group has only one outcome. "all" rows
 source and scorer; the model and the rules are never mixed.</p>
 <h2>Win rate by grade</h2>
 {grade_html}
+{_feedback_html(feedback, summary["feedback"]["sentences"]) if feedback is not None else ""}
 <h2>Plots</h2>
 <div class="plots">
 {report_html.image(out_dir / 'reliability.png', 'Reliability of the scores served')}

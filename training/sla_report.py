@@ -1,7 +1,8 @@
 """The SLA report: is marketing delivering the qualified leads it committed to, and is sales
 following them up as fast as it committed to? Derived from a CRM export.
 
-CRM exports carry no lead-status history, so every funnel moment is *derived* from the export:
+The funnel moments are *derived* from the export (an export's optional ``lead_status`` history is
+sales' verdict after the hand-over and is read for that verdict only, never for a moment):
 
 - The SLA rules (the packaged default or ``LEADSCORE_RULES_PATH``, via ``rule_scorer``) are
   evaluated for each lead at its creation and one second after each of its marketing activities
@@ -20,7 +21,18 @@ CRM exports carry no lead-status history, so every funnel moment is *derived* fr
   moment; a lead that never became an MQL gets the grade of its last evaluation.
 - **Week**: the ISO week (its Monday) of the lead's creation; delivered and follow-up weeks are
   those of the SQL moment.
-- **Rejected by sales** is not in the export: reported as "not recorded", never guessed.
+- **Sales' feedback** (only when the export has ``lead_status``; without it "rejected by sales" is
+  reported as "not recorded", never guessed): for each lead with an SQL moment (the hand-over), its
+  *first* verdict — the first ``accepted``, ``rejected``, ``disqualified`` or ``recycled`` row at or
+  after the SQL moment (ties in time: the file's order). The first, not the latest, because the
+  SLA judges the lead marketing handed over, not what it became after sales sent it back and it
+  was worked again. Status rows of leads the rules never handed over, rows before the hand-over,
+  other statuses (e.g. ``working``) and later verdicts are not counted, but counted as such.
+  Per grade (as above) and ISO week of the SQL moment: handed over, with feedback, each verdict,
+  and the **rejection rate** = (rejected + disqualified) / with feedback — both say sales should
+  not have got the lead; recycled (back to nurturing: not yet) is shown apart and not a rejection.
+  Reasons of the rejections are counted per grade, free text grouped ignoring case and spacing.
+  The funnel's ``rejected_by_sales`` is then that count (rejected + disqualified) per group.
 
 Why evaluating only at those moments finds the first crossing: between two activities of a lead
 nothing but time passes, and with the default rules time can only *lower* points — fit is
@@ -45,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.features.build import compute_features
+from leadscore.features.contract import LEAD_STATUSES
 from leadscore.features.snapshots import first_opportunities
 from leadscore.features.spec import NEVER_DAYS
 from leadscore.models.decision import GRADES, at_or_above
@@ -52,6 +65,7 @@ from leadscore.models.rules import RuleScorer
 from leadscore.training.plots import _figure, _save
 
 STAGES = ("lead", "mql", "sql", "sal", "opportunity", "won")
+ALL = "all"
 STAGE_NAMES = {"lead": "Lead", "mql": "MQL", "sql": "SQL", "sal": "SAL", "opportunity": "Opportunity", "won": "Won"}
 NOT_RECORDED = "not recorded"
 SECOND = pd.Timedelta(seconds=1)
@@ -59,6 +73,17 @@ WEEKS_SHOWN = 12  # weeks per table on the page
 DERIVED = ("Funnel moments are derived from the export, not read from it: the export has no lead-status history, "
            "so MQL and SQL are the first moments the SLA rules' points crossed their thresholds, and SAL is the "
            "first sales activity after the SQL moment.")
+DERIVED_WITH_STATUS = ("Funnel moments are derived from the export, not read from it: MQL and SQL are the first moments "
+                       "the SLA rules' points crossed their thresholds, and SAL is the first sales activity after the SQL "
+                       "moment; the lead-status history is read for sales' verdict after the hand-over only.")
+# Sales' verdicts on a handed-over lead; the two that say sales should not have got it are rejections.
+VERDICTS = LEAD_STATUSES
+REJECTIONS = ("rejected", "disqualified")
+FEEDBACK_COUNTS = ("handed_over", "with_feedback", *VERDICTS)
+FEEDBACK_COLUMNS = ("grade", "week", *FEEDBACK_COUNTS, "feedback_share", "rejection_rate")
+REASON_COLUMNS = ("grade", "status", "reason", "count")
+NO_REASON = "(no reason given)"
+TOP_REASONS = 5  # in the summary and the sentence; the CSV has them all
 
 # How a feature moves while no activity happens: fit features and "ever" flags stay, counts of
 # actions in a window (and their decayed forms) fall, ages rise; the trend can go either way.
@@ -168,9 +193,12 @@ def _reached(moments: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 
-def funnel_table(moments: pd.DataFrame) -> pd.DataFrame:
+def funnel_table(moments: pd.DataFrame, rejected: pd.Series | None = None) -> pd.DataFrame:
     """Counts per stage and conversions (reached both / reached the previous), overall ("all"),
-    per grade and per week of creation: ``by, group, lead … won, rejected_by_sales, conv_* ``."""
+    per grade and per week of creation: ``by, group, lead … won, rejected_by_sales, conv_* ``.
+
+    ``rejected`` (bool per row of ``moments``: sales' first verdict after the hand-over was a
+    rejection) fills ``rejected_by_sales`` with counts; without it the column says "not recorded"."""
     reached = _reached(moments)
     rows = []
     for by, keys in (("all", pd.Series("all", index=moments.index)), ("grade", moments["grade"]),
@@ -178,7 +206,7 @@ def funnel_table(moments: pd.DataFrame) -> pd.DataFrame:
         for group, part in reached.groupby(keys.to_numpy(), sort=True):
             row: dict[str, Any] = {"by": by, "group": group}
             row |= {s: int(part[s].sum()) for s in STAGES}
-            row["rejected_by_sales"] = NOT_RECORDED
+            row["rejected_by_sales"] = NOT_RECORDED if rejected is None else int(rejected.loc[part.index].sum())
             for prev, stage in zip(STAGES, STAGES[1:]):
                 base = int(part[prev].sum())
                 row[f"conv_{stage}"] = float((part[prev] & part[stage]).sum() / base) if base else np.nan
@@ -239,6 +267,109 @@ def value_table(moments: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
+# Sales' feedback (the export's lead_status, when it has one)
+# ---------------------------------------------------------------------------------------------
+
+
+def sales_verdicts(moments: pd.DataFrame, lead_status: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Sales' first verdict on each handed-over lead (see the module docstring): one row per lead
+    with an SQL moment, ``lead_id, grade, sql_at, week`` (ISO week of the SQL moment), ``verdict,
+    verdict_at, reason`` (NaN without feedback); and what was not counted: ``status_rows``,
+    ``not_handed_over``, ``before_hand_over``, ``later_verdicts`` (rows) and ``other_statuses``
+    (status → rows)."""
+    handed = moments.loc[moments["sql_at"].notna(), ["lead_id", "grade", "sql_at"]].reset_index(drop=True)
+    status = lead_status.reset_index(drop=True).assign(order=np.arange(len(lead_status)))
+    rows = status.merge(handed[["lead_id", "sql_at"]], on="lead_id", how="left")
+    not_handed = rows["sql_at"].isna()
+    before = ~not_handed & (rows["changed_at"] < rows["sql_at"])
+    after = rows.loc[~not_handed & ~before]
+    is_verdict = after["status"].isin(VERDICTS)
+    verdicts = after.loc[is_verdict].sort_values(["lead_id", "changed_at", "order"], kind="stable")
+    first = verdicts.groupby("lead_id", sort=False).head(1)
+    first = first[["lead_id", "status", "changed_at", "reason"]].rename(
+        columns={"status": "verdict", "changed_at": "verdict_at"})
+    out = handed.merge(first, on="lead_id", how="left")
+    out["week"] = out["sql_at"].dt.to_period("W-SUN").dt.start_time.dt.strftime("%Y-%m-%d")
+    not_counted = {
+        "status_rows": int(len(rows)),
+        "not_handed_over": int(not_handed.sum()),
+        "before_hand_over": int(before.sum()),
+        "later_verdicts": int(len(verdicts) - len(first)),
+        "other_statuses": {str(k): int(v) for k, v in after.loc[~is_verdict, "status"].value_counts().items()},
+    }
+    return out, not_counted
+
+
+def _grade_order(grades: pd.Series) -> list[str]:
+    seen = set(grades.dropna().astype(str))
+    return [g for g in GRADES if g in seen] + sorted(seen - set(GRADES))
+
+
+def _feedback_counts(part: pd.DataFrame) -> dict[str, Any]:
+    verdict = part["verdict"]
+    row: dict[str, Any] = {"handed_over": int(len(part)), "with_feedback": int(verdict.notna().sum())}
+    row |= {v: int((verdict == v).sum()) for v in VERDICTS}
+    n = row["with_feedback"]
+    row["feedback_share"] = n / row["handed_over"] if row["handed_over"] else np.nan
+    row["rejection_rate"] = sum(row[v] for v in REJECTIONS) / n if n else np.nan
+    return row
+
+
+def feedback_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per grade and ISO week of the hand-over, then "all" weeks per grade and "all" grades per
+    week: :data:`FEEDBACK_COLUMNS` (``feedback_share`` = with feedback / handed over,
+    ``rejection_rate`` = (rejected + disqualified) / with feedback, NaN without feedback)."""
+    rows = []
+    for grade in [*_grade_order(verdicts["grade"]), ALL]:
+        part_g = verdicts if grade == ALL else verdicts.loc[verdicts["grade"] == grade]
+        for week in [*sorted(part_g["week"].unique()), ALL]:
+            part = part_g if week == ALL else part_g.loc[part_g["week"] == week]
+            rows.append({"grade": grade, "week": week, **_feedback_counts(part)})
+    return pd.DataFrame(rows, columns=list(FEEDBACK_COLUMNS))
+
+
+def reasons_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Reasons of the rejections (first verdict rejected or disqualified) per grade and "all":
+    :data:`REASON_COLUMNS`, most frequent first. Reasons are free text: grouped ignoring case and
+    spacing, shown in their most frequent spelling; an empty reason is "(no reason given)"."""
+    rejected = verdicts.loc[verdicts["verdict"].isin(REJECTIONS)].copy()
+    text = rejected["reason"].map(lambda r: " ".join(str(r).split()) if isinstance(r, str) and r.strip() else NO_REASON)
+    rejected["key"], rejected["text"] = text.str.casefold(), text
+    spelling = rejected.groupby("key")["text"].agg(lambda t: t.value_counts().index[0])
+    rows = []
+    for grade in [*_grade_order(rejected["grade"]), ALL]:
+        part = rejected if grade == ALL else rejected.loc[rejected["grade"] == grade]
+        counts = part.groupby(["verdict", "key"]).size().reset_index(name="count")
+        counts = counts.sort_values(["count", "verdict", "key"], ascending=[False, True, True], kind="stable")
+        rows += [{"grade": grade, "status": r["verdict"], "reason": spelling[r["key"]], "count": int(r["count"])}
+                 for r in counts.to_dict("records")]
+    return pd.DataFrame(rows, columns=list(REASON_COLUMNS))
+
+
+def _rate(x: float) -> float | None:
+    return None if pd.isna(x) else float(x)
+
+
+def feedback_summary(table: pd.DataFrame, reasons: pd.DataFrame, not_counted: dict[str, Any]) -> dict[str, Any]:
+    """The ``feedback`` entry of the report's summary: the overall counts and rejection rate, the
+    same per grade (all weeks), the top reasons over all grades and what was not counted."""
+    by_week_all = table.loc[table["week"] == ALL].set_index("grade")
+    overall = by_week_all.loc[ALL]
+    counts = lambda row: {k: int(row[k]) for k in FEEDBACK_COUNTS}  # noqa: E731
+    top = reasons.loc[reasons["grade"] == ALL].head(TOP_REASONS)
+    return {
+        "recorded": True,
+        **counts(overall),
+        "rejection_rate": _rate(overall["rejection_rate"]),
+        "by_grade": {g: {**counts(r), "rejection_rate": _rate(r["rejection_rate"])}
+                     for g, r in by_week_all.iterrows() if g != ALL},
+        "top_reasons": [{"status": r["status"], "reason": r["reason"], "count": int(r["count"])}
+                        for r in top.to_dict("records")],
+        "not_counted": not_counted,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Plots and files
 # ---------------------------------------------------------------------------------------------
 
@@ -279,12 +410,15 @@ def _weekly_png(weekly: pd.DataFrame, path: Path) -> Path:
 
 def write_sla_report(export, params, out_dir: Path | str, scorer: RuleScorer | None = None) -> dict[str, Any]:
     """Write ``sla_funnel.csv``, ``sla_weekly.csv``, ``sla_followup.csv``, ``sla_value.csv``,
-    ``sla_funnel.png``, ``sla_weekly.png`` and ``sla.html`` into ``out_dir``.
+    ``sla_funnel.png``, ``sla_weekly.png`` and ``sla.html`` into ``out_dir``, and when the export
+    has a ``lead_status`` table ``sla_feedback.csv`` (grade × week of hand-over, see
+    :func:`feedback_table`) and ``sla_feedback_reasons.csv`` (:func:`reasons_table`).
 
     ``scorer`` defaults to the SLA rules (``rule_scorer(params.features)``). Returns a summary:
     ``leads``, ``funnel`` (counts per stage), ``delivered`` / ``committed`` per complete week on
     average, ``weeks_below_commitment``, ``followup`` (the overall row), ``value_per_lead`` per
-    stage, ``rules_rising_with_time``, ``data_end`` and ``files``.
+    stage, ``rules_rising_with_time``, ``data_end``, ``feedback`` (:func:`feedback_summary`, or
+    ``{"recorded": False}`` without a lead_status table) and ``files``.
     """
     if scorer is None:
         from leadscore.models.policy import rule_scorer
@@ -293,7 +427,15 @@ def write_sla_report(export, params, out_dir: Path | str, scorer: RuleScorer | N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     moments = lead_moments(export, params, scorer)
-    funnel = funnel_table(moments)
+    # An export read without the table has an empty lead_status, and "lead_status" not in dropped.
+    recorded = "lead_status" in getattr(export, "dropped", {})
+    feedback = reasons = None
+    rejected = None
+    if recorded:
+        verdicts, not_counted = sales_verdicts(moments, export.lead_status)
+        feedback, reasons = feedback_table(verdicts), reasons_table(verdicts)
+        rejected = moments["lead_id"].map(verdicts.set_index("lead_id")["verdict"]).isin(REJECTIONS)
+    funnel = funnel_table(moments, rejected)
     weekly = weekly_table(moments, params.thresholds.capacity_per_week, export.data_end)
     followup = followup_table(moments)
     value = value_table(moments)
@@ -301,6 +443,11 @@ def write_sla_report(export, params, out_dir: Path | str, scorer: RuleScorer | N
     for name, frame in (("funnel", funnel), ("weekly", weekly), ("followup", followup), ("value", value)):
         files[name] = out / f"sla_{name}.csv"
         frame.to_csv(files[name], index=False)
+    if recorded:
+        files["feedback"] = out / "sla_feedback.csv"
+        feedback.to_csv(files["feedback"], index=False)
+        files["feedback_reasons"] = out / "sla_feedback_reasons.csv"
+        reasons.to_csv(files["feedback_reasons"], index=False)
     files["funnel_png"] = _funnel_png(funnel, out / "sla_funnel.png")
     files["weekly_png"] = _weekly_png(weekly, out / "sla_weekly.png")
     overall = funnel.loc[funnel["by"] == "all"].iloc[0]
@@ -318,17 +465,19 @@ def write_sla_report(export, params, out_dir: Path | str, scorer: RuleScorer | N
         "thresholds": {"mql": scorer.config.thresholds.mql, "sql": scorer.config.thresholds.sql},
         "rules_rising_with_time": rules_rising_with_time(scorer),
         "data_end": export.data_end,
+        "feedback": feedback_summary(feedback, reasons, not_counted) if recorded else {"recorded": False},
     }
     files["html"] = out / "sla.html"
-    files["html"].write_text(_sla_html(summary, funnel, weekly, followup, value, out))
+    files["html"].write_text(_sla_html(summary, funnel, weekly, followup, value, out, feedback, reasons))
     summary["files"] = {k: str(v) for k, v in files.items()}
     return summary
 
 
 def _sentences(summary: dict) -> list[str]:
     f, fu, t = summary["funnel"], summary["followup"], summary["thresholds"]
+    fb = summary["feedback"]
     sentences = [
-        DERIVED,
+        DERIVED_WITH_STATUS if fb["recorded"] else DERIVED,
         f"{summary['leads']:,} leads: {f['mql']:,} reached MQL (≥ {t['mql']:g} points), {f['sql']:,} SQL "
         f"(≥ {t['sql']:g} points, no exclusion), {f['sal']:,} were worked by sales after it, {f['opportunity']:,} "
         f"got an opportunity and {f['won']:,} were won. Stages are counted independently: a lead can reach a later "
@@ -348,12 +497,74 @@ def _sentences(summary: dict) -> list[str]:
     if summary["rules_rising_with_time"]:
         sentences.append("Limitation: these rules can raise points without an activity, so a threshold crossed between "
                          "activities is seen only at the next one: " + "; ".join(summary["rules_rising_with_time"]) + ".")
-    sentences.append("Rejected by sales: not recorded in the export, so not reported.")
+    if fb["recorded"]:
+        sentences.append(_feedback_sentence(fb))
+    else:
+        sentences.append("Rejected by sales: not recorded in the export, so not reported.")
     return sentences
 
 
+def _feedback_sentence(fb: dict) -> str:
+    from leadscore.training.report_html import percent as pct
+
+    if not fb["handed_over"]:
+        text = "Sales' feedback: no lead was handed over (no SQL moment), so no verdict is counted."
+    elif not fb["with_feedback"]:
+        text = f"Sales gave no verdict on any of the {fb['handed_over']:,} leads handed over."
+    else:
+        grades = [f"{g} {pct(r['rejection_rate'])}" for g, r in fb["by_grade"].items() if r["with_feedback"]]
+        text = (f"Sales gave a verdict on {fb['with_feedback']:,} of the {fb['handed_over']:,} leads handed over "
+                f"({pct(fb['with_feedback'] / fb['handed_over'])}): {fb['accepted']:,} accepted, {fb['rejected']:,} "
+                f"rejected, {fb['disqualified']:,} disqualified, {fb['recycled']:,} recycled. Rejection rate (rejected "
+                f"or disqualified, of those with a verdict) {pct(fb['rejection_rate'])}; by grade "
+                + ", ".join(grades) + ".")
+        if fb["top_reasons"]:
+            text += " Most given reasons: " + "; ".join(f"“{r['reason']}” ({r['count']:,})"
+                                                       for r in fb["top_reasons"]) + "."
+    nc = fb["not_counted"]
+    left = [(nc["not_handed_over"], "for leads the SLA rules never handed over"),
+            (nc["before_hand_over"], "before the hand-over"), (nc["later_verdicts"], "later verdicts"),
+            (sum(nc["other_statuses"].values()), "other statuses (" + ", ".join(nc["other_statuses"]) + ")")]
+    left = [f"{n:,} {why}" for n, why in left if n]
+    if left:
+        text += f" Not counted, of {nc['status_rows']:,} status rows: " + "; ".join(left) + "."
+    return text
+
+
+def _feedback_html(feedback: pd.DataFrame, reasons: pd.DataFrame) -> str:
+    """Sales' verdicts by grade and by week of hand-over, and the reasons of the rejections (free text
+    typed by reps: every cell goes through ``html.escape`` in :func:`report_html.cell`)."""
+    from leadscore.training import report_html
+
+    counts = [("handed_over", "handed over (SQL)", ""), ("with_feedback", "with a verdict", ""),
+              *[(v, v, "") for v in VERDICTS], ("feedback_share", "verdict given", "pct"),
+              ("rejection_rate", "rejection rate", "pct")]
+    mark = lambda row: "all" if row["grade"] == ALL and row["week"] == ALL else ""  # noqa: E731
+    by_grade = feedback.loc[feedback["week"] == ALL]
+    weeks = feedback.loc[(feedback["grade"] == ALL) & (feedback["week"] != ALL)].tail(WEEKS_SHOWN)
+    by_week = pd.concat([feedback.loc[(feedback["grade"] == ALL) & (feedback["week"] == ALL)], weeks])
+    shown_reasons = reasons.groupby("grade", sort=False).head(TOP_REASONS)
+    return (
+        "<h2>Sales' feedback by grade</h2><p class=\"note\">Sales' first verdict at or after the hand-over (the SQL "
+        "moment), from the export's lead-status history. Rejection rate: (rejected + disqualified) / leads with a "
+        "verdict; recycled (back to nurturing) is not a rejection. Grade: the rules' grade at the MQL moment.</p>"
+        + report_html.table(by_grade, [("grade", "grade", ""), *counts], "feedback-grade", mark)
+        + f'<h2>Sales\' feedback by week of hand-over</h2><p class="note">The last {WEEKS_SHOWN} weeks; every grade and '
+        "week in sla_feedback.csv.</p>"
+        + report_html.table(by_week, [("week", "week (Monday)", ""), *counts], "feedback-week", mark)
+        + f'<h2>Why sales rejected leads</h2><p class="note">Reasons given with a rejection or disqualification, '
+        f"the {TOP_REASONS} most frequent per grade (as typed, grouped ignoring case and spacing); all in "
+        "sla_feedback_reasons.csv.</p>"
+        + (report_html.table(shown_reasons, [("grade", "grade", ""), ("status", "verdict", ""), ("reason", "reason", ""),
+                                             ("count", "leads", "")], "feedback-reasons",
+                             lambda row: "all" if row["grade"] == ALL else "")
+           if len(shown_reasons) else '<p class="note">No lead handed over was rejected.</p>')
+    )
+
+
 def _sla_html(summary: dict, funnel: pd.DataFrame, weekly: pd.DataFrame, followup: pd.DataFrame,
-              value: pd.DataFrame, out: Path) -> str:
+              value: pd.DataFrame, out: Path, feedback: pd.DataFrame | None = None,
+              reasons: pd.DataFrame | None = None) -> str:
     from leadscore.training import report_html
 
     stages = [(s, STAGE_NAMES[s], "") for s in STAGES]
@@ -386,6 +597,7 @@ def _sla_html(summary: dict, funnel: pd.DataFrame, weekly: pd.DataFrame, followu
                                        ("within_30min", "≤ 30 min", "pct"), ("within_1day", "≤ 1 day", "pct"),
                                        ("later", "later", "pct"), ("never", "never", "pct"),
                                        ("median_hours", "median hours", "f2")], "followup", mark)
+        + (_feedback_html(feedback, reasons) if feedback is not None else "")
         + '<h2>What a lead is worth at each stage</h2><p class="note">Win rate among leads that reached the stage × '
         "average amount of their won deals: what acquiring a lead at that stage may cost at most.</p>"
         + report_html.table(money, [("stage", "stage", ""), ("reached", "reached", ""), ("won", "won", ""),
