@@ -15,7 +15,7 @@ import pandas as pd
 from leadscore.config.params import FeatureParams
 from leadscore.features.contract import KNOWN_LEAD_COLUMNS, PERSONAL_COLUMNS
 from leadscore.features.engine import interest_ibis
-from leadscore.features.personal import PERSONAL_KINDS, personal_columns
+from leadscore.features.personal import personal_columns, reason
 from leadscore.features.spec import (
     DAY_US,
     NEVER_DAYS,
@@ -92,8 +92,7 @@ def infer_spec(
     named = set(leads.columns) | set(spec.names)
     spec.features = [f for f in spec.features if f.name not in exclude]
     spec.excluded = {col: why for col, why in exclude.items() if col in named}
-    spec.excluded.update({col: f"personal data: {PERSONAL_KINDS[kind]['en']} (by {how})"
-                          for col, (kind, how) in personal.items() if col not in spec.excluded})
+    spec.excluded.update({col: reason(kind, how) for col, (kind, how) in personal.items() if col not in spec.excluded})
     for col in exclude:
         if col not in named:
             warnings.warn(f"features.exclude: '{col}' is neither a column of the leads table nor a feature; "

@@ -38,6 +38,7 @@ LEAD_STATUS_COLUMNS = ("lead_id", "changed_at", "status", "reason")
 REQUIRED["lead_status"] = ("lead_id", "changed_at", "status")
 # The statuses the SLA report counts; any other status is kept as written (lower case) and listed.
 LEAD_STATUSES = ("accepted", "rejected", "disqualified", "recycled")
+REJECTIONS = ("rejected", "disqualified")  # the verdicts that say sales should not have got the lead
 STAGES = ("open", "won", "lost")
 TIMESTAMP_DTYPE = "datetime64[ns]"
 # Timestamps later than now (plus this much clock skew) are errors in the source system.
@@ -136,9 +137,10 @@ def _csv_options():
 
 def _read_table(path: Path) -> tuple[pd.DataFrame, str | None]:
     """The table and, for a CSV, how it was written (``features.dialect``)."""
-    if path.suffix == ".parquet":
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
         return pd.read_parquet(path), None
-    if path.suffix == ".xlsx":
+    if suffix == ".xlsx":
         return read_workbook(path)
     from leadscore.features.dialect import read_office_csv
 

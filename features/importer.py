@@ -46,7 +46,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from leadscore.features.contract import LEAD_STATUS_COLUMNS, REQUIRED, TABLES, read_export
+from leadscore.features.contract import LEAD_STATUS_COLUMNS, REQUIRED, TABLES, _read_table, _text, read_export
 
 PRESETS = ("salesforce", "hubspot", "dynamics365", "pipedrive")
 CANONICAL = {
@@ -218,25 +218,9 @@ def _find(folder: Path, names: str | list[str]) -> Path | None:
     return None
 
 
-def _read(path: Path) -> tuple[pd.DataFrame, str | None]:
-    from leadscore.features.contract import _csv_options, read_workbook
-    from leadscore.features.dialect import read_office_csv
-
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path).astype(object), None
-    if path.suffix.lower() == ".xlsx":
-        return read_workbook(path)
-    frame, dialect = read_office_csv(path, _csv_options())
-    return frame, None if dialect.plain else dialect.describe()
-
-
-def _text(values: pd.Series) -> pd.Series:
-    def clean(v: object) -> str | None:
-        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-            return None
-        return str(v).strip() or None
-
-    return pd.Series([clean(v) for v in values], index=values.index, dtype="object")
+def _flag(values: pd.Series) -> pd.Series:
+    """A boolean column as the CRM writes it (``true``, ``1``, ``ja`` …); empty stays None."""
+    return _text(values).map(lambda v: None if v is None else v.casefold() in _TRUE)
 
 
 def _key(value: str | None) -> str | None:
@@ -276,9 +260,12 @@ class ImportReport:
     unused_files: list[str] = field(default_factory=list)  # tables in the source the mapping never reads
     contract_problems: int = 0
 
+    def table_rows(self, table: str) -> dict[str, Any]:
+        return self.rows.setdefault(table, {"read": 0, "kept": 0, "dropped": 0, "why": {}})
+
     def drop_rows(self, table: str, why: str, n: int) -> None:
         if n:
-            entry = self.rows.setdefault(table, {"read": 0, "kept": 0, "dropped": 0, "why": {}})
+            entry = self.table_rows(table)
             entry["dropped"] += int(n)
             entry["why"][why] = entry["why"].get(why, 0) + int(n)
 
@@ -319,7 +306,9 @@ class _Importer:
             from leadscore.features.dialect import DialectError
 
             try:
-                frame, dialect = _read(path)
+                frame, dialect = _read_table(path)
+                if path.suffix.lower() == ".parquet":
+                    frame = frame.astype(object)
             except DialectError as exc:
                 raise ImportError_(str(exc)) from None
             except Exception as exc:  # an unreadable file is the user's to fix, not a traceback
@@ -340,8 +329,7 @@ class _Importer:
         if raw is None:
             return None
         rep, file = self.report, path.name
-        rows = rep.rows.setdefault(table, {"read": 0, "kept": 0, "dropped": 0, "why": {}})
-        rows["read"] += len(raw)
+        rep.table_rows(table)["read"] += len(raw)
         df = raw.reset_index(drop=True)
         used: dict[str, tuple[str, str]] = {}  # source column → (what it became, why)
         for column, allowed in source.where.items():
@@ -426,9 +414,8 @@ class _Importer:
             result = result.where(raw.notna(), spec.default)
         closed_col, won_col = spec.flags.get("closed"), spec.flags.get("won")
         if closed_col in df.columns:  # stage by the CRM's own flags where they are set
-            closed = _text(df[closed_col]).map(lambda v: None if v is None else v.casefold() in _TRUE)
-            won = (_text(df[won_col]).map(lambda v: None if v is None else v.casefold() in _TRUE)
-                   if won_col in df.columns else pd.Series(None, index=df.index, dtype="object"))
+            closed = _flag(df[closed_col])
+            won = _flag(df[won_col]) if won_col in df.columns else pd.Series(None, index=df.index, dtype="object")
             by_flag = pd.Series([None if c is None else ("open" if not c else {True: "won", False: "lost"}.get(w))
                                  for c, w in zip(closed, won)], index=df.index, dtype="object")
             result = result.where(by_flag.isna(), by_flag)
@@ -446,7 +433,7 @@ class _Importer:
         """Custom fields (``keep``) become feature candidates; then every kept column but the id and
         the creation time is checked for personal data, by header and by content. Personal data is
         dropped, except one e-mail column kept as ``email`` (used for its domain only)."""
-        from leadscore.features.personal import PERSONAL_KINDS, classify
+        from leadscore.features.personal import classify, reason
 
         pattern = re.compile(source.keep) if source.keep else None
         for column in df.columns:
@@ -471,7 +458,7 @@ class _Importer:
                 out["email"] = _text(df[column])
                 used[column] = ("email", f"e-mail addresses (by {how}): used for the domain only")
             else:
-                used[column] = ("dropped", f"personal data: {PERSONAL_KINDS[kind]['en']} (by {how})")
+                used[column] = ("dropped", reason(kind, how))
 
 
 def _write(frame: pd.DataFrame, path: Path) -> None:
@@ -514,8 +501,7 @@ def import_export(src: Path | str, dest: Path | str, mapping: Mapping, *, progre
     checked = read_export(dest)
     report.contract_problems = len(checked.problems)
     for table, frame in checked.tables.items():
-        entry = report.rows.setdefault(table, {"read": 0, "kept": 0, "dropped": 0, "why": {}})
-        entry["kept"] = len(frame)
+        report.table_rows(table)["kept"] = len(frame)
         report.drop_rows(table, "the contract's checks (leadscore validate lists them)", checked.dropped.get(table, 0))
     (dest / REPORT_FILE).write_text(json.dumps(report.as_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
     report.files["report"] = str(dest / REPORT_FILE)

@@ -193,6 +193,11 @@ def kind_by_content(values, sample: int = SAMPLE) -> str | None:
     return best
 
 
+def reason(kind: str, how: str) -> str:
+    """Why a column is left out: ``personal data: phone numbers (by content)``."""
+    return f"personal data: {PERSONAL_KINDS[kind]['en']} (by {how})"
+
+
 def classify(name: str, values) -> tuple[str, str] | None:
     """``(kind, "header" | "content")`` when the column holds personal data, else None."""
     if (kind := kind_by_header(name)) is not None:

@@ -30,6 +30,14 @@ from leadscore.features.catalog import Lang
 
 ScorerName = Literal["model", "rules"]
 GRADES = ("A", "B", "C", "D")
+
+
+def grades_seen(values) -> list[str]:
+    """The grades among ``values`` in report order: A–D as seen, then any other grade (sorted)."""
+    seen = {str(v) for v in values if v is not None and v == v}
+    return [g for g in GRADES if g in seen] + sorted(seen - set(GRADES))
+
+
 SALES_READY_GRADES = ("A", "B")
 # Effects are shown to two decimals (log-odds) or one (points): a reason whose effect rounds to
 # zero there is not shown; it would say "+0.00".

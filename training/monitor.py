@@ -44,9 +44,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from leadscore.config.params import FeatureParams
-from leadscore.features.contract import LEAD_STATUSES, Export, parse_timestamps
+from leadscore.features.contract import LEAD_STATUSES, REJECTIONS, Export, parse_timestamps
 from leadscore.features.snapshots import first_opportunities, resolve_horizon, training_snapshots
 from leadscore.models.calibration import expected_calibration_error, reliability_table
+from leadscore.models.decision import grades_seen
 from leadscore.training import report_html
 from leadscore.training.plots import GRADES, win_rate_by_grade_table
 
@@ -62,7 +63,6 @@ GRADE_COLUMNS = (*GROUP, "grade", "labelled", "wins", "win_rate", "mean_predicte
 SCORE_COLUMNS = ("source", "scorer", "model_version", "as_of", "probability", "grade")
 BATCH_REQUIRED = ("lead_id", "as_of", "probability", "grade", "scorer", "model_version")
 MAX_CURVES = 6  # reliability lines in one plot; the JSON has every group's bins
-REJECTIONS = ("rejected", "disqualified")  # the verdicts that say sales should not have got the lead
 FEEDBACK_GROUP = ("source", "scorer", "month", "grade")
 FEEDBACK_COLUMNS = (*FEEDBACK_GROUP, "scores", "with_feedback", *LEAD_STATUSES, "rejected_share", "rejection_rate")
 
@@ -323,8 +323,7 @@ def feedback_table(labelled: pd.DataFrame, lead_status: pd.DataFrame) -> pd.Data
     verdict = score_verdicts(known, lead_status)
     rows = []
     for (source, scorer), part in known.groupby(["source", "scorer"], sort=True):
-        seen = set(part["grade"])
-        grades = [g for g in GRADES if g in seen] + sorted(seen - set(GRADES))
+        grades = grades_seen(part["grade"])
         for month in [*sorted(part["month"].unique()), ALL]:
             rows_m = part if month == ALL else part.loc[part["month"] == month]
             for grade in [*grades, ALL]:

@@ -57,10 +57,10 @@ import numpy as np
 import pandas as pd
 
 from leadscore.features.build import compute_features
-from leadscore.features.contract import LEAD_STATUSES
+from leadscore.features.contract import LEAD_STATUSES, REJECTIONS
 from leadscore.features.snapshots import first_opportunities
 from leadscore.features.spec import NEVER_DAYS
-from leadscore.models.decision import GRADES, at_or_above
+from leadscore.models.decision import GRADES, at_or_above, grades_seen
 from leadscore.models.rules import RuleScorer
 from leadscore.training.plots import _figure, _save
 
@@ -78,7 +78,6 @@ DERIVED_WITH_STATUS = ("Funnel moments are derived from the export, not read fro
                        "moment; the lead-status history is read for sales' verdict after the hand-over only.")
 # Sales' verdicts on a handed-over lead; the two that say sales should not have got it are rejections.
 VERDICTS = LEAD_STATUSES
-REJECTIONS = ("rejected", "disqualified")
 FEEDBACK_COUNTS = ("handed_over", "with_feedback", *VERDICTS)
 FEEDBACK_COLUMNS = ("grade", "week", *FEEDBACK_COUNTS, "feedback_share", "rejection_rate")
 REASON_COLUMNS = ("grade", "status", "reason", "count")
@@ -300,11 +299,6 @@ def sales_verdicts(moments: pd.DataFrame, lead_status: pd.DataFrame) -> tuple[pd
     return out, not_counted
 
 
-def _grade_order(grades: pd.Series) -> list[str]:
-    seen = set(grades.dropna().astype(str))
-    return [g for g in GRADES if g in seen] + sorted(seen - set(GRADES))
-
-
 def _feedback_counts(part: pd.DataFrame) -> dict[str, Any]:
     verdict = part["verdict"]
     row: dict[str, Any] = {"handed_over": int(len(part)), "with_feedback": int(verdict.notna().sum())}
@@ -320,7 +314,7 @@ def feedback_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     week: :data:`FEEDBACK_COLUMNS` (``feedback_share`` = with feedback / handed over,
     ``rejection_rate`` = (rejected + disqualified) / with feedback, NaN without feedback)."""
     rows = []
-    for grade in [*_grade_order(verdicts["grade"]), ALL]:
+    for grade in [*grades_seen(verdicts["grade"]), ALL]:
         part_g = verdicts if grade == ALL else verdicts.loc[verdicts["grade"] == grade]
         for week in [*sorted(part_g["week"].unique()), ALL]:
             part = part_g if week == ALL else part_g.loc[part_g["week"] == week]
@@ -337,7 +331,7 @@ def reasons_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     rejected["key"], rejected["text"] = text.str.casefold(), text
     spelling = rejected.groupby("key")["text"].agg(lambda t: t.value_counts().index[0])
     rows = []
-    for grade in [*_grade_order(rejected["grade"]), ALL]:
+    for grade in [*grades_seen(rejected["grade"]), ALL]:
         part = rejected if grade == ALL else rejected.loc[rejected["grade"] == grade]
         counts = part.groupby(["verdict", "key"]).size().reset_index(name="count")
         counts = counts.sort_values(["count", "verdict", "key"], ascending=[False, True, True], kind="stable")
