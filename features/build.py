@@ -27,6 +27,7 @@ from leadscore.features.spec import (
     engagement_from,
     layout,
     micros,
+    sales_rows,
 )
 from leadscore.features.titles import EMPLOYEE_BANDS, REVENUE_BANDS, band, job_function, region, seniority
 
@@ -59,11 +60,12 @@ def infer_spec(
     """
     exclude = dict(cfg.exclude)
     sales = {t.lower() for t in cfg.sales_activity_types}
-    counts = activities.loc[~activities["activity_type"].isin(sales), "activity_type"].value_counts()
+    marketing = ~sales_rows(activities["activity_type"], sales)
+    counts = activities.loc[marketing, "activity_type"].value_counts()
     vocab = sorted(counts.index[:max_activity_types].tolist())
     channels: list[str] = []
     if "channel" in activities.columns:
-        by_channel = activities.loc[~activities["activity_type"].isin(sales), "channel"].value_counts()
+        by_channel = activities.loc[marketing, "channel"].value_counts()
         channels = sorted(str(c) for c in by_channel.index[:max_activity_types])
     lead_columns = [c for c in KNOWN_LEAD_COLUMNS if c in leads.columns and c not in exclude]
     profile = {}
@@ -161,7 +163,7 @@ def _as_level(value: object) -> str | None:
 
 def marketing_activities(activities: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """``lead_id, occurred_us, activity_type, channel`` of the activities a feature may use (no sales types)."""
-    acts = activities.loc[~activities["activity_type"].isin(spec.sales_activity_types)]
+    acts = activities.loc[~sales_rows(activities["activity_type"], spec.sales_activity_types)]
     channel = acts["channel"] if "channel" in acts.columns else pd.Series(None, index=acts.index, dtype=object)
     return pd.DataFrame({
         "lead_id": acts["lead_id"].to_numpy(dtype=object),

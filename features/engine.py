@@ -13,6 +13,7 @@ import pandas as pd
 
 from leadscore.features.spec import (
     DAY_US,
+    SALES_PREFIX,
     FeatureSpec,
     decay_pairs,
     decay_table,
@@ -153,7 +154,10 @@ def interest_ibis(
         c_tab = con.create_table("ls_channels", channels, overwrite=True)
     else:
         s_tab, a_raw, v_tab, c_tab = (ibis.memtable(t) for t in (snaps, acts, vocab, channels))
-    a_raw = a_raw.filter(~a_raw.activity_type.isin(spec.sales_activity_types)) if spec.sales_activity_types else a_raw
+    sales = a_raw.activity_type.startswith(SALES_PREFIX)  # features.spec.is_sales_type, in SQL
+    if spec.sales_activity_types:
+        sales = sales | a_raw.activity_type.isin(spec.sales_activity_types)
+    a_raw = a_raw.filter(~sales)
     coded = a_raw.left_join(v_tab, a_raw.activity_type == v_tab.type_name)
     coded = coded.left_join(c_tab, coded.channel == c_tab.channel_name)
     # One integer key for (kind, channel): grouping on it is faster than on two columns.

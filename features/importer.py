@@ -23,6 +23,10 @@ names one or more *sources*:
 - ``activity_type`` / ``stage`` / ``status``: a value table ``{column, values, default}``. A value
   not in the table is kept as its own value and listed in the report, never merged into another.
   ``stage`` may add ``flags: {won, closed}`` (boolean columns that decide where they are set).
+- ``logged_by: sales`` on an activities source that sales writes (tasks, calls, meetings): a type
+  its value table does not know becomes ``sales_<value>``, and every ``sales_…`` type is a sales
+  activity (``features.spec.is_sales_type``), so it never feeds a feature. Values the table names
+  keep their mapping (Dynamics' ``campaignresponse`` is marketing's, in the same file).
 - ``keep``: a regular expression of source columns kept as feature candidates (custom fields);
   ``drop``: source column → why it is left out. Any other column is dropped as "not in the mapping".
 
@@ -40,13 +44,14 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from leadscore.features.contract import LEAD_STATUS_COLUMNS, REQUIRED, TABLES, _read_table, _text, read_export
+from leadscore.features.spec import SALES_PREFIX
 
 PRESETS = ("salesforce", "hubspot", "dynamics365", "pipedrive")
 CANONICAL = {
@@ -116,6 +121,9 @@ class Source(_Strict):
     status: ValueTable | None = None
     keep: str | None = None
     drop: dict[str, str] = Field(default_factory=dict)
+    # Who writes this source's rows. `sales` (a CRM's tasks, calls, meetings): a type the value
+    # table does not know is named `sales_…`, so no feature ever reads it (features.spec.SALES_PREFIX).
+    logged_by: Literal["sales", "marketing"] = "marketing"
 
     @field_validator("keep")
     @classmethod
@@ -141,6 +149,8 @@ class Mapping(_Strict):
             raise ValueError(f"every mapping needs {', '.join(TABLES)}; missing {missing}")
         for table, sources in tables.items():
             for name, source in sources.items():
+                if source.logged_by == "sales" and table != "activities":
+                    raise ValueError(f"{table}.{name}.logged_by: expected only on activities sources, found 'sales'")
                 wrong = {col: to for col, to in source.columns.items() if to not in CANONICAL[table]}
                 if wrong:  # a custom field becomes a feature candidate by `keep`, never by a made-up name
                     raise ValueError(f"{table}.{name}.columns: expected targets among {', '.join(CANONICAL[table])}, "
@@ -227,9 +237,11 @@ def _key(value: str | None) -> str | None:
     return value.casefold() if value else None
 
 
-def _own_value(value: str) -> str:
-    """An unknown value as its own type: lower case, runs of non-alphanumerics as one underscore."""
-    return re.sub(r"[^0-9a-zäöüß]+", "_", value.casefold()).strip("_") or value.casefold()
+def _own_value(value: str, sales: bool = False) -> str:
+    """An unknown value as its own type: lower case, runs of non-alphanumerics as one underscore;
+    named ``sales_…`` when sales logged it, so it never feeds a feature."""
+    own = re.sub(r"[^0-9a-zäöüß]+", "_", value.casefold()).strip("_") or value.casefold()
+    return own if not sales or own.startswith(SALES_PREFIX) else SALES_PREFIX + own
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +264,8 @@ class ImportReport:
     dest: str
     columns: list[ColumnFate] = field(default_factory=list)
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # table → read, kept, dropped, why
-    unknown_values: dict[str, dict[str, int]] = field(default_factory=dict)  # "table.field" → value → rows
+    # "table.source.field" → value → {"rows": n, "as": the type it became}
+    unknown_values: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     personal: list[dict[str, str]] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     dialects: dict[str, str] = field(default_factory=dict)
@@ -366,7 +379,8 @@ class _Importer:
         value_field = VALUE_FIELDS.get(table)
         spec = getattr(source, value_field) if value_field else None
         if spec is not None:
-            out[value_field] = self._values(df, path, table, value_field, spec, used)
+            out[value_field] = self._values(df, path, f"{table}.{name}.{value_field}", spec, used,
+                                            sales=source.logged_by == "sales")
         if table == "leads":
             self._lead_columns(df, out, path, source, used)
         if table == "opportunities" and "stage" in out and "closed_at" in out:
@@ -397,7 +411,11 @@ class _Importer:
             used[spec.by] = (used[spec.by][0], f"also finds the lead via {lpath.name} {spec.match}")
         return found.astype("object")
 
-    def _values(self, df: pd.DataFrame, path: Path, table: str, name: str, spec: ValueTable, used: dict) -> pd.Series:
+    def _values(self, df: pd.DataFrame, path: Path, key: str, spec: ValueTable, used: dict, *,
+                sales: bool = False) -> pd.Series:
+        """The field at ``key`` ("table.source.field") through the value table; an unknown value
+        becomes its own type (``sales_…`` when sales logs the source) and is listed in the report."""
+        name = key.rsplit(".", 1)[1]
         present = [c for c in spec.columns if c in df.columns]
         if not present and spec.default is None and not spec.flags:
             raise ImportError_(f"{path.name}: expected a column {' or '.join(spec.columns)} for {name}, "
@@ -409,7 +427,7 @@ class _Importer:
         known = {k.casefold(): v for k, v in spec.values.items()}
         mapped = raw.map(lambda v: known.get(v.casefold()) if v else None)
         unknown = raw.notna() & mapped.isna()
-        result = mapped.where(~unknown, raw.map(lambda v: _own_value(v) if v else None))
+        result = mapped.where(~unknown, raw.map(lambda v: _own_value(v, sales) if v else None))
         if spec.default is not None:
             result = result.where(raw.notna(), spec.default)
         closed_col, won_col = spec.flags.get("closed"), spec.flags.get("won")
@@ -424,9 +442,10 @@ class _Importer:
             if won_col in df.columns:
                 used[won_col] = (name, "won flag")
         if unknown.any():
-            bucket = self.report.unknown_values.setdefault(f"{table}.{name}", {})
+            bucket = self.report.unknown_values.setdefault(key, {})
             for value, n in raw.loc[unknown].value_counts().items():
-                bucket[str(value)] = bucket.get(str(value), 0) + int(n)
+                entry = bucket.setdefault(str(value), {"rows": 0, "as": _own_value(str(value), sales)})
+                entry["rows"] += int(n)
         return result
 
     def _lead_columns(self, df: pd.DataFrame, out: pd.DataFrame, path: Path, source: Source, used: dict) -> None:

@@ -30,6 +30,7 @@ from leadscore.features.spec import (
     DAY_US,
     ENGAGEMENT_SCALE,
     NEVER_DAYS,
+    SALES_PREFIX,
     FeatureSpec,
     decay_pairs,
     decay_table,
@@ -200,7 +201,7 @@ class OnlineFeatures:
         unsubscribed = bounced = False
         for occurred_us, kind, channel in activities:
             # Only what was known before as_of, and never what sales logs.
-            if occurred_us >= as_of_us or kind in sales:
+            if occurred_us >= as_of_us or kind in sales or kind.startswith(SALES_PREFIX):  # is_sales_type
                 continue
             age = as_of_us - occurred_us
             if youngest is None:

@@ -16,6 +16,23 @@ from leadscore.features.catalog import LANGS, label
 Group = Literal["fit", "interest"]
 Kind = Literal["numeric", "category"]
 
+# Sales logs these after the hand-over, so they never feed a feature: the types listed in
+# ``features.sales_activity_types`` and any type named ``sales_…``. The importer names a value it
+# does not know from a sales-logged source (a Salesforce Task, a Dynamics phone call) so; this is
+# the one rule every path (features, SLA report, attribution, serving) asks.
+SALES_PREFIX = "sales_"
+
+
+def is_sales_type(kind: object, listed) -> bool:
+    """Whether sales logs activities of type ``kind`` (listed, or named ``sales_…``)."""
+    return kind in listed or (isinstance(kind, str) and kind.startswith(SALES_PREFIX))
+
+
+def sales_rows(types: pd.Series, listed) -> pd.Series:
+    """``is_sales_type`` for a column of activity types: True where sales logged the row."""
+    named = types.astype("string").str.startswith(SALES_PREFIX).fillna(False).astype(bool)
+    return types.isin(list(listed)) | named
+
 @dataclass
 class FeatureDef:
     """A model input: its name, whether it is fit or interest, and its type (with categories)."""

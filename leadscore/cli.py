@@ -313,6 +313,8 @@ def import_(
 
 
 def _print_import(report) -> None:
+    from leadscore.features.spec import is_sales_type
+
     fates = Table(title=f"{report.source} → {report.dest} ({report.mapping})", show_edge=False)
     for col in ("file", "column", "became", "why"):
         fates.add_column(col, overflow="fold")
@@ -328,9 +330,11 @@ def _print_import(report) -> None:
         rows.add_row(table, f"{entry['read']:,}", f"{entry['kept']:,}", f"{entry['dropped']:,}", why)
     out.print(rows)
     for key, values in report.unknown_values.items():
-        listed = ", ".join(f"{escape(v)} ({n:,})" for v, n in sorted(values.items(), key=lambda kv: -kv[1]))
-        console.print(f"[yellow]![/] {key}: values the value table does not know, kept as their own: {listed}",
-                      highlight=False, soft_wrap=True)
+        listed = ", ".join(f"{escape(v)} → {escape(e['as'])} ({e['rows']:,})"
+                           for v, e in sorted(values.items(), key=lambda kv: -kv[1]["rows"]))
+        sales = any(is_sales_type(e["as"], ()) for e in values.values())
+        console.print(f"[yellow]![/] {key}: values the value table does not know, kept as their own: {listed}"
+                      + (" (sales_…: logged by sales, never a feature)" if sales else ""), highlight=False, soft_wrap=True)
     for hit in report.personal:  # column names only: the values are personal data
         console.print(f"[yellow]![/] {escape(hit['file'])} {escape(hit['column'])}: personal data "
                       f"({hit['kind']}, by {hit['by']}), never a feature", highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from leadscore.features.catalog import label
 from leadscore.features.online import Activity, OnlineFeatures
-from leadscore.features.spec import FeatureSpec
+from leadscore.features.spec import FeatureSpec, is_sales_type
 from leadscore.models.decision import Lang, LeadScore
 from leadscore.models.lgbm import LeadModel
 from leadscore.models.rules import RuleScorer
@@ -61,8 +61,9 @@ def warnings_for(
                 out.append(f"{label(f.name, 'de')}: Wert „{value[:60]}“ ist dem Modell unbekannt und zählt als fehlend")
             else:
                 out.append(f"{f.name}: unknown value {value[:60]!r}, scored as missing")
-    known = set(spec.activity_types) | set(spec.sales_activity_types)
-    unknown = Counter(kind for at, kind, _ in activities if at < as_of_us and kind not in known)
+    known = set(spec.activity_types)
+    unknown = Counter(kind for at, kind, _ in activities
+                      if at < as_of_us and kind not in known and not is_sales_type(kind, spec.sales_activity_types))
     for kind, n in sorted(unknown.items()):
         if lang == "de":
             out.append(f"Aktivitätstyp „{kind[:60]}“: dem Modell unbekannt, nicht berücksichtigt ({n}×)")
@@ -104,5 +105,5 @@ ENGAGED_DAYS = 90
 def engaged(activities: list[Activity], as_of_us: int, sales_types) -> bool:
     """Whether the lead did anything of interest in the last 90 days before ``as_of``."""
     since = as_of_us - ENGAGED_DAYS * 86_400_000_000
-    return any(since <= at < as_of_us and kind not in _NOT_INTEREST and kind not in sales_types
+    return any(since <= at < as_of_us and kind not in _NOT_INTEREST and not is_sales_type(kind, sales_types)
                for at, kind, _ in activities)

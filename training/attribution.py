@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leadscore.features.spec import sales_rows
+
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 KEYS = ("channel", "campaign")
 NO_TOUCH = "(no touch)"
@@ -128,7 +130,7 @@ def _touches(export, deals: pd.DataFrame, sales_activity_types: Collection[str])
     """Every (deal, touch) pair, sorted by deal then time (ties in log order), with both keys."""
     acts = export.activities
     sales = {str(t).lower() for t in sales_activity_types}
-    marketing = acts.loc[~acts["activity_type"].isin(sales)]
+    marketing = acts.loc[~sales_rows(acts["activity_type"], sales)]
     cols = {"lead_id": marketing["lead_id"].to_numpy(), "occurred_at": marketing["occurred_at"].to_numpy(),
             "row": np.arange(len(marketing))}
     for key in KEYS:

@@ -6,6 +6,7 @@ the files the pipeline already wrote; every number in it comes from those files.
 
 from __future__ import annotations
 
+from leadscore.features.spec import SALES_PREFIX
 from leadscore.models.lgbm import LeadModel
 
 PERIODS = {"train": "train", "valid": "validation", "test": "test", "purged": "gaps between periods (left out)"}
@@ -50,7 +51,7 @@ def model_card(
         "## Features",
         f"{len(model.spec.features)} features: {groups['fit']} fit (who the lead is), {groups['interest']} interest "
         "(what the lead did before the moment of scoring). Activity types that sales logs "
-        f"({', '.join(model.spec.sales_activity_types)}) and personal data (e-mail address, names) are never features; "
+        f"({', '.join(model.spec.sales_activity_types)}, and any type named {SALES_PREFIX}…) and personal data (e-mail address, names) are never features; "
         "the e-mail is used for its domain only.",
         "",
     ]

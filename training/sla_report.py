@@ -59,7 +59,7 @@ import pandas as pd
 from leadscore.features.build import compute_features
 from leadscore.features.contract import LEAD_STATUSES, REJECTIONS
 from leadscore.features.snapshots import first_opportunities
-from leadscore.features.spec import NEVER_DAYS
+from leadscore.features.spec import NEVER_DAYS, sales_rows
 from leadscore.models.decision import GRADES, at_or_above, grades_seen
 from leadscore.models.rules import RuleScorer
 from leadscore.training.plots import _figure, _save
@@ -136,7 +136,7 @@ def evaluation_moments(export, sales_activity_types) -> pd.DataFrame:
     sales = {str(t).lower() for t in sales_activity_types}
     leads = export.leads[["lead_id", "created_at"]]
     opp = first_opportunities(export.opportunities)[["lead_id", "created_at"]].rename(columns={"created_at": "opp_at"})
-    acts = export.activities.loc[~export.activities["activity_type"].isin(sales), ["lead_id", "occurred_at"]]
+    acts = export.activities.loc[~sales_rows(export.activities["activity_type"], sales), ["lead_id", "occurred_at"]]
     acts = acts.merge(opp, on="lead_id", how="left")
     acts = acts.loc[acts["opp_at"].isna() | (acts["occurred_at"] < acts["opp_at"])]
     moments = pd.concat([leads.rename(columns={"created_at": "as_of"}),
@@ -167,7 +167,7 @@ def lead_moments(export, params, scorer: RuleScorer) -> pd.DataFrame:
     out = out.merge(mql[["lead_id", "as_of"]].rename(columns={"as_of": "mql_at"}), on="lead_id", how="left")
     out = out.merge(sql[["lead_id", "as_of"]].rename(columns={"as_of": "sql_at"}), on="lead_id", how="left")
     sales = {str(t).lower() for t in params.features.sales_activity_types}
-    calls = export.activities.loc[export.activities["activity_type"].isin(sales), ["lead_id", "occurred_at"]]
+    calls = export.activities.loc[sales_rows(export.activities["activity_type"], sales), ["lead_id", "occurred_at"]]
     calls = calls.merge(out[["lead_id", "sql_at"]].dropna(), on="lead_id", how="inner")
     sal = calls.loc[calls["occurred_at"] >= calls["sql_at"]].groupby("lead_id")["occurred_at"].min().rename("sal_at")
     out = out.merge(sal, on="lead_id", how="left")
