@@ -139,6 +139,12 @@ class ScoringCore:
             log.warning("serving", extra={"scorer": "rules", "rules_version": self.rules.version,
                                           "reason": self.fallback_reason, "ledger": self.ledger.describe()})
 
+    @property
+    def profile_reads(self) -> frozenset[str]:
+        """The extra attributes a scorer reads; every other one a request carries is dropped on arrival."""
+        model = self.model
+        return frozenset(self.rules.spec.profile_columns) | frozenset(model.spec.profile_columns if model else ())
+
     def reload(self) -> dict:
         """Load the registry's current champion; keep the current model if the new one cannot load
         or fails the test lead."""
@@ -174,7 +180,7 @@ class ScoringCore:
             else:
                 todo.append(i)
         if todo:
-            leads = [live.inputs(request.leads[i]) for i in todo]
+            leads = [live.inputs(request.leads[i], self.profile_reads) for i in todo]
             loop = asyncio.get_running_loop()
             scored = await self._score_within_deadline(loop, leads, as_of_us, request.top_k, lang, request.what_if)
             self._add_accounts(request, todo, leads, scored, as_of_us, lang)

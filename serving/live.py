@@ -9,6 +9,7 @@ them into ``LeadScore`` objects and the raw feature values the ledger records. T
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime
 
 import numpy as np
@@ -31,9 +32,14 @@ def micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICRO
 
 
-def inputs(item: LeadRequest) -> tuple[dict[str, object], list[Activity]]:
+def inputs(item: LeadRequest, reads: Collection[str] | None = None) -> tuple[dict[str, object], list[Activity]]:
     """(profile, activities) of one request lead, as ``profile_dicts`` / ``activity_lists`` give a
-    normalised export's row (the schema already stripped text and lower-cased activity types)."""
+    normalised export's row (the schema already stripped text and lower-cased activity types).
+
+    Of the extra attributes only those in ``reads`` (the profile columns some scorer reads) enter
+    the profile: a column the CRM sends that was left out (personal data, ``features.exclude``) is
+    accepted by the API and dropped here, on arrival. ``None`` keeps them all (the model check's
+    test lead)."""
     lead = item.lead
     profile: dict[str, object] = {
         "lead_id": lead.lead_id,
@@ -43,7 +49,8 @@ def inputs(item: LeadRequest) -> tuple[dict[str, object], list[Activity]]:
         "annual_revenue": np.nan if lead.annual_revenue is None else float(lead.annual_revenue),
         "country": lead.country, "job_title": lead.job_title, "lead_source": lead.lead_source,
     }
-    profile.update(lead.attributes())
+    extra = lead.attributes()
+    profile.update(extra if reads is None else {k: v for k, v in extra.items() if k in reads})
     activities = [(micros(a.occurred_at), a.activity_type, a.channel) for a in item.activities]
     return profile, activities
 

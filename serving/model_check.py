@@ -340,6 +340,15 @@ def _child(folder: Path, structure: bool) -> dict:
         return {"ok": False, "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 — metadata that does not parse is a model that cannot serve
         return {"ok": False, "reason": f"cannot read the model's metadata: {type(exc).__name__}: {exc}"}
+    from leadscore.features.contract import PERSONAL_COLUMNS
+    from leadscore.features.personal import kind_by_header
+
+    # A spec trained before personal data was recognised by header may read such a column: refused
+    # (the live path would copy the CRM's value into the lead's profile). Names only, never values.
+    personal = sorted(c for c in model.spec.profile_columns if c in PERSONAL_COLUMNS or kind_by_header(c))
+    if personal:
+        return {"ok": False, "reason": f"the feature spec reads personal data ({', '.join(personal)}); retrain, "
+                                       "such columns are left out now"}
     trees = trees or model.booster.num_trees()
     canary = model.canary
     if canary:

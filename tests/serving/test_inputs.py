@@ -245,3 +245,37 @@ def test_a_column_left_out_by_features_exclude_is_accepted_and_ignored():
     known = _known_attributes(SimpleNamespace(rules=rules, model=model))
     assert {"industry", "seats", "sdr_rating"} <= known
     assert "sdr_rating" not in _known_attributes(SimpleNamespace(rules=rules, model=None))
+
+
+def test_an_attribute_no_scorer_reads_is_dropped_on_arrival(trained, tmp_path, demo_dir, monkeypatch):
+    """A CRM that maps a personal field ("telefon", "kontakt") sends it with every lead; the API accepts
+    what it cannot use, but the value never enters the lead's profile (nor anything built from it)."""
+    from leadscore.features.contract import read_export
+    from leadscore.features.snapshots import scoring_snapshots
+    from leadscore.serving import core as core_module
+    from leadscore.serving import live
+    from tests.serving.test_service import request_for
+
+    export = read_export(demo_dir)
+    as_of = export.data_end - pd.Timedelta(days=30)
+    body = request_for(export, scoring_snapshots(export, as_of)["lead_id"].head(2).tolist(), as_of)
+    for item in body["leads"]:
+        item["lead"].update({"telefon": "+49 170 1234567", "kontakt": "anna.schmidt@acme.de"})
+    seen = []
+    real = live.inputs
+    def spy(item, reads=None):
+        if reads is not None:  # a request's lead (the model check's test lead passes none)
+            seen.append(real(item, reads))
+        return real(item, reads)
+
+    monkeypatch.setattr(core_module.live, "inputs", spy)
+    core = _core(_settings(tmp_path))
+    assert core.model is not None and core.profile_reads
+    scored = _score(core, ScoreRequest.model_validate(body))
+    assert len(scored) == 2 and all(s.out.status == "scored" for s in scored)
+    assert len(seen) == 2
+    assert all("telefon" not in profile and "kontakt" not in profile for profile, _ in seen)
+    assert "+49 170" not in json.dumps([s.out.model_dump(mode="json") for s in scored])
+    # without the reads (the model check's test lead) every attribute is kept: the filter is the reads
+    item = ScoreRequest.model_validate(body).leads[0]
+    assert "telefon" in live.inputs(item)[0] and "telefon" not in live.inputs(item, {"seats"})[0]

@@ -392,3 +392,14 @@ def test_batch_commands_refuse_a_malformed_model_instead_of_crashing_or_hanging(
         assert (scores["scorer"] == "rules").all() and scores["fallback_reason"].str.startswith("model_invalid: ").all()
     else:
         assert done.returncode == 1, said[-600:]
+
+
+def test_a_spec_that_reads_a_personal_column_is_refused(trained, tmp_path):
+    """A model trained before a column was recognised as personal ("telefon") is not served."""
+    folder = tmp_path / "m"
+    shutil.copytree(trained["model_dir"], folder)
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    mlmodel["metadata"]["leadscore"]["spec"]["profile_columns"]["telefon"] = "category"
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    verdict = check_model(folder, CHECK_TIMEOUT_S)
+    assert not verdict.ok and "personal data (telefon)" in verdict.reason, verdict.reason
