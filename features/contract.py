@@ -118,6 +118,21 @@ def empty_lead_status() -> pd.DataFrame:
                          "status": pd.Series(dtype="object"), "reason": pd.Series(dtype="object")})
 
 
+def first_verdicts(moments: pd.DataFrame, lead_status: pd.DataFrame) -> pd.DataFrame:
+    """Sales' first verdict (one of ``LEAD_STATUSES``) on each moment's lead at or after the moment.
+    ``moments`` has ``row, lead_id, at``; the result ``row, status, changed_at, reason``, one per
+    moment that has a verdict. Ties in time: the order of ``lead_status``. The SLA report asks it at
+    each hand-over, monitoring at each served score."""
+    status = lead_status.reset_index(drop=True)
+    verdicts = status.loc[status["status"].isin(LEAD_STATUSES)].assign(order=lambda d: np.arange(len(d)))
+    if "reason" not in verdicts.columns:
+        verdicts = verdicts.assign(reason=None)
+    hits = moments[["row", "lead_id", "at"]].merge(verdicts[["lead_id", "changed_at", "status", "reason", "order"]],
+                                                   on="lead_id")
+    hits = hits.loc[hits["changed_at"] >= hits["at"]].sort_values(["row", "changed_at", "order"], kind="stable")
+    return hits.groupby("row", sort=False).head(1)[["row", "status", "changed_at", "reason"]].reset_index(drop=True)
+
+
 def _find_table(folder: Path, name: str) -> Path | None:
     for suffix in (".parquet", ".csv", ".xlsx"):
         candidate = folder / f"{name}{suffix}"

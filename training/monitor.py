@@ -44,7 +44,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from leadscore.config.params import FeatureParams
-from leadscore.features.contract import LEAD_STATUSES, REJECTIONS, Export, parse_timestamps
+from leadscore.features.contract import LEAD_STATUSES, REJECTIONS, Export, first_verdicts, parse_timestamps
 from leadscore.features.snapshots import first_opportunities, resolve_horizon, training_snapshots
 from leadscore.models.calibration import expected_calibration_error, reliability_table
 from leadscore.models.decision import grades_seen
@@ -293,13 +293,9 @@ def score_verdicts(labelled: pd.DataFrame, lead_status: pd.DataFrame) -> pd.Seri
     indexed like ``labelled``; NaN without one (and for a lead not in the export). Ties in time:
     the order of ``lead_status``."""
     out = pd.Series(np.nan, index=labelled.index, dtype="object")
-    verdicts = lead_status.loc[lead_status["status"].isin(LEAD_STATUSES), ["lead_id", "changed_at", "status"]]
-    verdicts = verdicts.assign(order=np.arange(len(verdicts)))
-    pairs = pd.DataFrame({"row": labelled.index, "lead_id": labelled["lead_id"].to_numpy(),
-                          "as_of": labelled["as_of"].to_numpy()}).dropna(subset=["lead_id"])
-    hits = pairs.merge(verdicts, on="lead_id")
-    hits = hits.loc[hits["changed_at"] >= hits["as_of"]].sort_values(["row", "changed_at", "order"], kind="stable")
-    first = hits.groupby("row", sort=False).head(1)
+    moments = pd.DataFrame({"row": labelled.index, "lead_id": labelled["lead_id"].to_numpy(),
+                            "at": labelled["as_of"].to_numpy()}).dropna(subset=["lead_id"])
+    first = first_verdicts(moments, lead_status)
     out.loc[first["row"].to_numpy()] = first["status"].to_numpy()
     return out
 

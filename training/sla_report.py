@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.features.build import compute_features
-from leadscore.features.contract import LEAD_STATUSES, REJECTIONS
+from leadscore.features.contract import LEAD_STATUSES, REJECTIONS, first_verdicts
 from leadscore.features.snapshots import first_opportunities
 from leadscore.features.spec import NEVER_DAYS, sales_rows
 from leadscore.models.decision import GRADES, at_or_above, grades_seen
@@ -277,23 +277,20 @@ def sales_verdicts(moments: pd.DataFrame, lead_status: pd.DataFrame) -> tuple[pd
     ``not_handed_over``, ``before_hand_over``, ``later_verdicts`` (rows) and ``other_statuses``
     (status → rows)."""
     handed = moments.loc[moments["sql_at"].notna(), ["lead_id", "grade", "sql_at"]].reset_index(drop=True)
-    status = lead_status.reset_index(drop=True).assign(order=np.arange(len(lead_status)))
-    rows = status.merge(handed[["lead_id", "sql_at"]], on="lead_id", how="left")
+    rows = lead_status.merge(handed[["lead_id", "sql_at"]], on="lead_id", how="left")
     not_handed = rows["sql_at"].isna()
     before = ~not_handed & (rows["changed_at"] < rows["sql_at"])
     after = rows.loc[~not_handed & ~before]
     is_verdict = after["status"].isin(VERDICTS)
-    verdicts = after.loc[is_verdict].sort_values(["lead_id", "changed_at", "order"], kind="stable")
-    first = verdicts.groupby("lead_id", sort=False).head(1)
-    first = first[["lead_id", "status", "changed_at", "reason"]].rename(
-        columns={"status": "verdict", "changed_at": "verdict_at"})
-    out = handed.merge(first, on="lead_id", how="left")
+    first = first_verdicts(handed.rename(columns={"sql_at": "at"}).assign(row=handed.index), lead_status)
+    first = first.rename(columns={"status": "verdict", "changed_at": "verdict_at"}).set_index("row")
+    out = handed.join(first[["verdict", "verdict_at", "reason"]])
     out["week"] = out["sql_at"].dt.to_period("W-SUN").dt.start_time.dt.strftime("%Y-%m-%d")
     not_counted = {
         "status_rows": int(len(rows)),
         "not_handed_over": int(not_handed.sum()),
         "before_hand_over": int(before.sum()),
-        "later_verdicts": int(len(verdicts) - len(first)),
+        "later_verdicts": int(is_verdict.sum() - len(first)),
         "other_statuses": {str(k): int(v) for k, v in after.loc[~is_verdict, "status"].value_counts().items()},
     }
     return out, not_counted
