@@ -378,11 +378,11 @@ class Metrics:
         except Exception:  # noqa: BLE001
             log.warning("metrics not recorded", exc_info=True)
 
-    def count_shed(self, status: int) -> None:
-        """Count one request turned away by ``serving.admission`` (never raises)."""
+    def count_shed(self, status: int, n: int = 1) -> None:
+        """Count ``n`` requests turned away by ``serving.admission`` (never raises)."""
         try:
             with self._lock:
-                self._add("counter", _SHED, _SHED[0] + "_total", {"status": _status_label(status)}, 1.0)
+                self._add("counter", _SHED, _SHED[0] + "_total", {"status": _status_label(status)}, float(n))
         except Exception:  # noqa: BLE001
             log.warning("metrics not recorded", exc_info=True)
 

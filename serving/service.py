@@ -37,7 +37,7 @@ from leadscore.serving.schemas import (
     ScoreOut,
     ScoreRequest,
 )
-from leadscore.serving.admission import Admission
+from leadscore.serving.admission import Admission, install_protocol
 from leadscore.serving.security import METRICS_PATH, Gate, Metrics, card_link, configure_logging
 
 ERRORS = {
@@ -329,6 +329,7 @@ class _AdmittedService(type(LeadScoring)):
     __slots__ = ()
 
     def to_asgi(self, is_main: bool = True):
+        install_protocol()  # this worker's uvicorn sheds before an ASGI task exists (serving.admission)
         return Admission(super().to_asgi(is_main),
                          max_in_flight=lambda: _settings_gate().max_in_flight,
                          max_bytes=lambda: _settings_gate().max_request_bytes,
