@@ -75,6 +75,7 @@ class Admission:
         self._unlogged, self._logged_at = 0, 0.0
         self._uncounted, self._counted_at = 0, 0.0  # 503s not yet in the metrics file
         self._over: dict[int, tuple[dict, dict]] = {}
+        self._over_bytes: dict[tuple[int, bool], tuple[list, bytes]] = {}
 
     def full(self, path: str) -> bool:
         """Over capacity for a request to ``path`` (health checks never are)."""
@@ -83,10 +84,16 @@ class Admission:
     def shed_bytes(self, keep_alive: bool, default_headers: list[tuple[bytes, bytes]]) -> bytes:
         """The 503 as HTTP/1.1 bytes, for ``SheddingProtocol``: the same status, headers and text as
         the ASGI answer, plus the server's default headers (``date``)."""
+        key = (self.in_flight, keep_alive)
+        made = self._over_bytes.get(key)
+        if made is not None and made[0] is default_headers:  # uvicorn makes a new list when the date changes
+            return made[1]
         start, body = self._over_capacity()
         headers = [*default_headers, *start["headers"]] + ([] if keep_alive else [(b"connection", b"close")])
-        return b"".join([b"HTTP/1.1 503 Service Unavailable\r\n",
-                         *(b"%s: %s\r\n" % pair for pair in headers), b"\r\n", body["body"]])
+        answer = b"".join([b"HTTP/1.1 503 Service Unavailable\r\n",
+                           *(b"%s: %s\r\n" % pair for pair in headers), b"\r\n", body["body"]])
+        self._over_bytes[key] = (default_headers, answer)
+        return answer
 
     def _over_capacity(self) -> tuple[dict, dict]:
         # One prepared answer per in-flight count: nothing is formatted on the shedding path.

@@ -222,3 +222,18 @@ def test_the_served_app_installs_it():
         assert auto.AutoHTTPProtocol is adm.SheddingProtocol
     finally:
         auto.AutoHTTPProtocol = before
+
+
+def test_the_prepared_503_carries_the_current_date(served):
+    port, held, admission, outer = served
+    _fill(port, admission)
+    conn = _connect(port)
+    reader = Reader(conn)
+    dates = []
+    for _ in range(2):
+        conn.sendall(_request())
+        status, headers, _ = reader.response()
+        assert status == 503
+        dates.append(headers["date"])
+        time.sleep(1.2)
+    assert dates[0] != dates[1]
