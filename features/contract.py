@@ -133,6 +133,18 @@ def first_verdicts(moments: pd.DataFrame, lead_status: pd.DataFrame) -> pd.DataF
     return hits.groupby("row", sort=False).head(1)[["row", "status", "changed_at", "reason"]].reset_index(drop=True)
 
 
+def verdict_counts(verdict: pd.Series) -> dict:
+    """Counts of one group's verdicts (a ``LEAD_STATUSES`` value or missing, one per hand-over or
+    score): ``n``, ``with_feedback``, each status, ``turned_down`` (the ``REJECTIONS``) and
+    ``rejection_rate`` = turned down / with feedback (NaN without feedback). The SLA report and
+    monitoring both count with it."""
+    n, given = int(len(verdict)), int(verdict.notna().sum())
+    row = {"n": n, "with_feedback": given, **{v: int((verdict == v).sum()) for v in LEAD_STATUSES}}
+    row["turned_down"] = sum(row[v] for v in REJECTIONS)
+    row["rejection_rate"] = row["turned_down"] / given if given else np.nan
+    return row
+
+
 def _find_table(folder: Path, name: str) -> Path | None:
     for suffix in (".parquet", ".csv", ".xlsx"):
         candidate = folder / f"{name}{suffix}"

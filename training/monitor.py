@@ -44,7 +44,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from leadscore.config.params import FeatureParams
-from leadscore.features.contract import LEAD_STATUSES, REJECTIONS, Export, first_verdicts, parse_timestamps
+from leadscore.features.contract import LEAD_STATUSES, Export, first_verdicts, parse_timestamps, verdict_counts
 from leadscore.features.snapshots import first_opportunities, resolve_horizon, training_snapshots
 from leadscore.models.calibration import expected_calibration_error, reliability_table
 from leadscore.models.decision import grades_seen
@@ -301,11 +301,9 @@ def score_verdicts(labelled: pd.DataFrame, lead_status: pd.DataFrame) -> pd.Seri
 
 
 def _feedback_row(verdict: pd.Series) -> dict:
-    n, given = int(len(verdict)), int(verdict.notna().sum())
-    row = {"scores": n, "with_feedback": given, **{v: int((verdict == v).sum()) for v in LEAD_STATUSES}}
-    turned_down = sum(row[v] for v in REJECTIONS)
-    row["rejected_share"] = turned_down / n if n else np.nan
-    row["rejection_rate"] = turned_down / given if given else np.nan
+    counts = verdict_counts(verdict)
+    row = {"scores": counts.pop("n"), **counts}
+    row["rejected_share"] = row["turned_down"] / row["scores"] if row["scores"] else np.nan
     return row
 
 

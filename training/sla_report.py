@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.features.build import compute_features
-from leadscore.features.contract import LEAD_STATUSES, REJECTIONS, first_verdicts
+from leadscore.features.contract import LEAD_STATUSES, REJECTIONS, first_verdicts, verdict_counts
 from leadscore.features.snapshots import first_opportunities
 from leadscore.features.spec import NEVER_DAYS, sales_rows
 from leadscore.models.decision import GRADES, at_or_above, grades_seen
@@ -297,12 +297,9 @@ def sales_verdicts(moments: pd.DataFrame, lead_status: pd.DataFrame) -> tuple[pd
 
 
 def _feedback_counts(part: pd.DataFrame) -> dict[str, Any]:
-    verdict = part["verdict"]
-    row: dict[str, Any] = {"handed_over": int(len(part)), "with_feedback": int(verdict.notna().sum())}
-    row |= {v: int((verdict == v).sum()) for v in VERDICTS}
-    n = row["with_feedback"]
-    row["feedback_share"] = n / row["handed_over"] if row["handed_over"] else np.nan
-    row["rejection_rate"] = sum(row[v] for v in REJECTIONS) / n if n else np.nan
+    counts = verdict_counts(part["verdict"])
+    row: dict[str, Any] = {"handed_over": counts.pop("n"), **counts}
+    row["feedback_share"] = row["with_feedback"] / row["handed_over"] if row["handed_over"] else np.nan
     return row
 
 
