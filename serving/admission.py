@@ -79,7 +79,10 @@ class Admission:
 
     def full(self, path: str) -> bool:
         """Over capacity for a request to ``path`` (health checks never are)."""
-        return path not in EXEMPT_PATHS and self.in_flight >= self._max_in_flight()
+        return path not in EXEMPT_PATHS and self._at_capacity()
+
+    def _at_capacity(self) -> bool:
+        return self.in_flight >= self._max_in_flight()
 
     def shed_bytes(self, keep_alive: bool, default_headers: list[tuple[bytes, bytes]]) -> bytes:
         """The 503 as HTTP/1.1 bytes, for ``SheddingProtocol``: the same status, headers and text as
@@ -106,14 +109,14 @@ class Admission:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             return await self.app(scope, receive, send)
-        if self.in_flight >= self._max_in_flight():  # SheddingProtocol turns these away before a task
+        if self._at_capacity():  # SheddingProtocol turns these away before a task
             return await self._shed(send)
         if self._uncounted:
             self._flush()
         body = await self._read_body(scope, receive, send)
         if body is None:  # answered (408/413) or the client left
             return
-        if self.in_flight >= self._max_in_flight():  # filled while this body arrived
+        if self._at_capacity():  # filled while this body arrived
             return await self._shed(send)
         self.in_flight += 1
         unread = held = True  # the body not yet handed to the app; the slot not yet freed

@@ -180,7 +180,8 @@ class ScoringCore:
             else:
                 todo.append(i)
         if todo:
-            leads = [live.inputs(request.leads[i], self.profile_reads) for i in todo]
+            reads = self.profile_reads
+            leads = [live.inputs(request.leads[i], reads) for i in todo]
             loop = asyncio.get_running_loop()
             scored = await self._score_within_deadline(loop, leads, as_of_us, request.top_k, lang, request.what_if)
             self._add_accounts(request, todo, leads, scored, as_of_us, lang)
