@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 
 from leadscore.config.settings import get_settings
 from leadscore.features.contract import PERSONAL_COLUMNS
-from leadscore.serving.core import ScoringCore, mlflow_fails_fast
+from leadscore.serving.core import ScoringCore, mlflow_fails_fast, settle_heap
 from leadscore.serving.schemas import (
     CardLinkOut,
     CardRequest,
@@ -38,6 +38,7 @@ from leadscore.serving.schemas import (
     ScoreRequest,
 )
 from leadscore.serving.admission import Admission, install_protocol
+from leadscore.serving.request_timeout import replace_bentoml_timeout
 from leadscore.serving.security import METRICS_PATH, Gate, Metrics, card_link, configure_logging
 
 ERRORS = {
@@ -173,6 +174,7 @@ class LeadScoring:
         mlflow_fails_fast()
         self.core = ScoringCore(get_settings())
         _core = self.core
+        settle_heap()
 
     def __is_ready__(self) -> bool:
         return self.core.ready
@@ -330,7 +332,9 @@ class _AdmittedService(type(LeadScoring)):
 
     def to_asgi(self, is_main: bool = True):
         install_protocol()  # this worker's uvicorn sheds before an ASGI task exists (serving.admission)
-        return Admission(super().to_asgi(is_main),
+        served = super().to_asgi(is_main)
+        replace_bentoml_timeout(served)  # BentoML's keeps every request alive for its timeout (serving.request_timeout)
+        return Admission(served,
                          max_in_flight=lambda: _settings_gate().max_in_flight,
                          max_bytes=lambda: _settings_gate().max_request_bytes,
                          body_timeout_s=lambda: _settings_gate().body_timeout_s,
