@@ -89,6 +89,15 @@ def serve_speed_rows(sp: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def bare_peer(o: dict) -> str:
+    """The shed latency's peer: the same client, at the same moment, against bench/_bare_shed.py."""
+    peer = o.get("shed_probe_peer", {}).get("503")
+    if not peer:
+        return ""
+    return (f"; a 503 from a bare uvloop + httptools server (bench/_bare_shed.py) to the same client at the "
+            f"same moment: p50 {peer['p50_ms']:.1f} ms, p95 {peer['p95_ms']:.1f} ms")
+
+
 def serve_load_rows(ld: dict) -> list[tuple[str, str, str, str]]:
     """README rows for bench/serve_load.json: locust, sustained traffic and overload, each overload
     phase with its goodput and the shed latency against the goals of bench/serve_load.py."""
@@ -135,7 +144,8 @@ def serve_load_rows(ld: dict) -> list[tuple[str, str, str, str]]:
                      f"{o['ok_req_per_s'] / ld['capacity_req_per_s']:.0%} of capacity{against('goodput_' + suffix)}, p99 "
                      f"{o200.get('p99_ms', 0):.0f} ms; {shed_text}{shed_latency}; other statuses, errors and timeouts: "
                      f"{other}{busy if o['busy'] else ''}",
-                     f"the capacity above; {'passed' if not failed(phase, suffix) else 'FAILED: ' + '; '.join(failed(phase, suffix))}"
+                     f"the capacity above{bare_peer(o)}; "
+                     f"{'passed' if not failed(phase, suffix) else 'FAILED: ' + '; '.join(failed(phase, suffix))}"
                      f"{'; 200 again ' + format(rec, '.1f') + ' s after' if rec is not None else ''}"))
     return rows
 

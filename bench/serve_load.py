@@ -19,7 +19,10 @@ one check:
    the ``Retry-After`` as a well-behaved client does (``--overload-modes`` to run one). The only
    statuses other than 200 allowed are 429 and 503, each with ``Retry-After``; any other status,
    connection error or timeout (``--timeout`` s) fails. Beside locust, one more client in this
-   process sends a request every 20 ms and times its answers: the shed latency another caller sees;
+   process sends a request every 20 ms and times its answers: the shed latency another caller sees.
+   Its peer, from the same thread in turn: the same request every 20 ms to ``bench/_bare_shed.py``
+   (uvloop and httptools writing a prepared 503, nothing else), what this client on this loaded
+   machine costs before any server work;
 4. recovery: after the overload, how long until a single request is answered 200 again.
 
 The issue's goals (``GOALS``), each reported as met or missed and a missed one failing the run: a
@@ -62,29 +65,44 @@ PROBE_EVERY_S = 0.02
 
 
 class ShedProbe:
-    """Another caller during an overload phase: one request every ``PROBE_EVERY_S``, each timed."""
+    """Another caller during an overload phase: one request every ``PROBE_EVERY_S``, each timed.
 
-    def __init__(self, server: S.Server, body: bytes, key: str, timeout: float) -> None:
+    With ``peer`` (the base URL of ``bench/_bare_shed.py``), every other request goes to that bare
+    server instead, from the same thread: the same client, the same moment, the same loaded machine,
+    so the peer's 503 latency is what this client and machine cost before any server work."""
+
+    def __init__(self, server: S.Server, body: bytes, key: str, timeout: float, peer: str | None = None) -> None:
         import threading
 
-        self.url, self.body, self.timeout = f"{server.base}/score", body, timeout
+        self.url, self.body, self.timeout, self.peer = f"{server.base}/score", body, timeout, peer
         self.headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
         self.latencies: dict[str, list[float]] = {}
+        self.peer_latencies: dict[str, list[float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         import httpx
 
-        with httpx.Client(timeout=self.timeout) as c:
+        targets = [(self.url, self.latencies)]
+        if self.peer:
+            targets.append((f"{self.peer}/score", self.peer_latencies))
+        clients = [httpx.Client(timeout=self.timeout) for _ in targets]
+        try:
+            turn = 0
             while not self._stop.is_set():
+                (url, latencies), c = targets[turn % len(targets)], clients[turn % len(targets)]
+                turn += 1
                 t0 = time.perf_counter()
                 try:
-                    status = str(c.post(self.url, content=self.body, headers=self.headers).status_code)
+                    status = str(c.post(url, content=self.body, headers=self.headers).status_code)
                 except httpx.HTTPError as exc:
                     status = type(exc).__name__
-                self.latencies.setdefault(status, []).append((time.perf_counter() - t0) * 1e3)
-                self._stop.wait(max(0.0, PROBE_EVERY_S - (time.perf_counter() - t0)))
+                latencies.setdefault(status, []).append((time.perf_counter() - t0) * 1e3)
+                self._stop.wait(max(0.0, PROBE_EVERY_S / len(targets) - (time.perf_counter() - t0)))
+        finally:
+            for c in clients:
+                c.close()
 
     def __enter__(self) -> "ShedProbe":
         self._thread.start()
@@ -95,7 +113,22 @@ class ShedProbe:
         self._thread.join(timeout=self.timeout + 5)
 
     def result(self) -> dict:
-        return {k: {**_ms(v), "p95_ms": S.pct(v, 0.95)} for k, v in sorted(self.latencies.items())}
+        return _by_status(self.latencies)
+
+    def peer_result(self) -> dict:
+        return _by_status(self.peer_latencies)
+
+
+def _by_status(latencies: dict[str, list[float]]) -> dict:
+    return {k: {**_ms(v), "p95_ms": S.pct(v, 0.95)} for k, v in sorted(latencies.items())}
+
+
+def bare_peer(folder: Path) -> S.Server:
+    """``bench/_bare_shed.py`` on a free port, as a server process of its own."""
+    port = S.free_port()
+    base = f"http://127.0.0.1:{port}"
+    return S.Server("bare 503 peer", [sys.executable, str(ROOT / "bench" / "_bare_shed.py"), str(port)],
+                    {**os.environ, **S.QUIET_ENV}, ROOT, folder / "bare_peer.log", f"{base}/livez", base)
 
 
 def run_locust(server: S.Server, phase: str, users: int, seconds: float, bodies_file: Path, key: str, folder: Path,
@@ -233,6 +266,9 @@ def report(result: dict) -> None:
                 con.print(f"{phase}: {v['n']:,} × {k} seen by locust, p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms")
         for k, v in o["shed_probe"].items():
             con.print(f"{phase}: the extra client got {v['n']} × {k}, p50 {v['p50_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms")
+        for k, v in o.get("shed_probe_peer", {}).items():
+            con.print(f"{phase}: peer, the same client against a bare uvloop+httptools server (bench/_bare_shed.py): "
+                      f"{v['n']} × {k}, p50 {v['p50_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms")
         con.print(f"{phase} goodput: {o['ok_req_per_s']:.1f} req/s answered 200 = {o['ok_req_per_s'] / result['capacity_req_per_s']:.0%} "
                   f"of the probed capacity ({result['capacity_req_per_s']:.1f} req/s); {how}")
     for name, g in result["goals"].items():
@@ -294,7 +330,9 @@ def main() -> None:
         server = S.bentoml_server(work, env)
         try:
             server.start()
+            peer = bare_peer(folder).start()
             server.wait_ready()
+            peer.wait_ready()
             print(f"server ready at {server.base}; probe ({args.users} closed-loop users, {args.probe_duration:.0f} s) …", flush=True)
             common = dict(bodies_file=bodies_file, key=key, folder=folder, timeout=args.timeout)
             probe = run_locust(server, "probe", args.users, args.probe_duration, rate_per_user=0, **common)
@@ -309,10 +347,11 @@ def main() -> None:
                 phase, honour = MODES[mode.strip()]
                 print(f"{phase}: {args.overload_users} users without pause for {args.duration:.0f} s"
                       f"{', waiting Retry-After when shed' if honour else ', retrying at once when shed'} …", flush=True)
-                with ShedProbe(server, bodies[0], key, args.timeout) as extra:
+                with ShedProbe(server, bodies[0], key, args.timeout, peer=peer.base) as extra:
                     overloads[phase] = run_locust(server, phase, args.overload_users, args.duration, rate_per_user=0,
                                                   honour_retry_after=honour, **common)
                 overloads[phase]["shed_probe"] = extra.result()
+                overloads[phase]["shed_probe_peer"] = extra.peer_result()
                 time.sleep(2)  # the last phase's retries drain before the next
             recovered = recovery(server, bodies[0], key)
         finally:
