@@ -29,7 +29,8 @@ event loop in a profile, besides parsing), and a caller's 503 waited behind all 
 So ``SheddingProtocol``, uvicorn's own HTTP protocol with one method changed, asks the same
 ``Admission.full`` as soon as a request's headers are parsed and, over capacity, writes a prepared
 503 straight to the socket: no task, no ASGI call; the body that may follow is dropped by the
-parser as it arrives, and the connection stays open for the next request. ``install_protocol``
+parser as it arrives, and the connection stays open for the next request (closed if that body is
+not through within ``body_timeout_s``, as an admitted body would be answered 408). ``install_protocol``
 puts it where uvicorn looks for its default protocol (``uvicorn.protocols.http.auto``) when a worker
 builds its app; without httptools the check in ``Admission.__call__`` still sheds, as before.
 """
@@ -83,6 +84,11 @@ class Admission:
 
     def _at_capacity(self) -> bool:
         return self.in_flight >= self._max_in_flight()
+
+    @property
+    def body_timeout_s(self) -> float:
+        """Seconds a request body has to arrive whole (408 when admitted; the connection closed when shed)."""
+        return self._body_timeout_s()
 
     def shed_bytes(self, keep_alive: bool, default_headers: list[tuple[bytes, bytes]]) -> bytes:
         """The 503 as HTTP/1.1 bytes, for ``SheddingProtocol``: the same status, headers and text as
@@ -167,7 +173,7 @@ class Admission:
         self._uncounted, self._counted_at = 0, time.monotonic() if now is None else now
 
     async def _read_body(self, scope, receive, send) -> bytes | None:
-        limit, timeout = self._max_bytes(), self._body_timeout_s()
+        limit, timeout = self._max_bytes(), self.body_timeout_s
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await self._answer(send, 413, too_large(limit, declared))
@@ -236,6 +242,7 @@ else:
             super().__init__(*args, **kwargs)
             self._admission = _admission_of(self.app)
             self._shed_cycle = None  # a request answered 503 whose body is still arriving
+            self._shed_body_timer = None  # closes the connection if that body does not finish in time
 
         def _start_asgi_task(self, cycle, app) -> None:
             admission = self._admission
@@ -248,18 +255,35 @@ else:
             if not cycle.keep_alive:
                 self.transport.close()
             elif cycle.more_body:
-                self._shed_cycle = cycle  # the connection is ready again once its body is through
+                self._shed_cycle = cycle  # the connection is ready again once its body is through,
+                # within the time an admitted body has; else it is closed (no keep-alive timer runs meanwhile)
+                self._shed_body_timer = self.loop.call_later(admission.body_timeout_s, self._shed_body_late, cycle)
             else:
                 self.on_response_complete()
+
+        def _shed_body_late(self, cycle) -> None:
+            self._shed_body_timer = None
+            if self._shed_cycle is cycle:
+                self.transport.close()
+
+        def _cancel_shed_body_timer(self) -> None:
+            if self._shed_body_timer is not None:
+                self._shed_body_timer.cancel()
+                self._shed_body_timer = None
 
         def on_message_complete(self) -> None:
             cycle = self._shed_cycle
             if cycle is not None and cycle is self.cycle:
                 self._shed_cycle = None
+                self._cancel_shed_body_timer()
                 cycle.more_body = False
                 self.on_response_complete()  # keep-alive timer, reading resumed, the next pipelined request
                 return
             super().on_message_complete()
+
+        def connection_lost(self, exc) -> None:
+            self._cancel_shed_body_timer()
+            super().connection_lost(exc)
 
 
 def install_protocol() -> bool:

@@ -1,4 +1,4 @@
-"""The bound on a request's whole time in a worker (BentoML's ``traffic.timeout``), without its leak.
+"""How long a request may wait for its answer to begin (BentoML's ``traffic.timeout``), without the leak.
 
 BentoML's ``TimeoutMiddleware`` (1.4) schedules ``loop.call_later(timeout, …)`` for every request
 and never cancels it: each request's timer, future and copied context (its OpenTelemetry span

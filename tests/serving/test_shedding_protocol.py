@@ -8,6 +8,7 @@ bodies still arriving and pipelined requests are what a real client sends.
 """
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -59,8 +60,15 @@ class Held:
 
 @pytest.fixture
 def served():
+    with _serving() as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _serving(body_timeout_s: float = 5.0):
     held = Held()
-    admission = adm.Admission(held, max_in_flight=lambda: 1, max_bytes=lambda: 100_000, body_timeout_s=lambda: 5.0)
+    admission = adm.Admission(held, max_in_flight=lambda: 1, max_bytes=lambda: 100_000,
+                              body_timeout_s=lambda: body_timeout_s)
     outer = Outer(admission)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -237,3 +245,36 @@ def test_the_prepared_503_carries_the_current_date(served):
         dates.append(headers["date"])
         time.sleep(1.2)
     assert dates[0] != dates[1]
+
+
+def test_a_shed_request_whose_body_stops_coming_loses_its_connection():
+    """On main a request turned away by the protocol whose body never finished kept its connection
+    open for good (no keep-alive timer runs until the body ends): a client could hold any number of
+    sockets that way. Now the body of a shed request has ``body_timeout_s`` to finish, as an admitted
+    one has."""
+    with _serving(body_timeout_s=0.3) as (port, held, admission, outer):
+        _fill(port, admission)
+        conn = _connect(port)
+        reader = Reader(conn)
+        conn.sendall(_request(body=b"x" * 1000)[:-900])  # headers and a tenth of the body, then nothing
+        assert reader.response()[0] == 503
+        started = time.monotonic()
+        assert reader.closed()  # not the client's 5 s socket timeout
+        assert time.monotonic() - started < 3
+
+
+def test_a_shed_request_whose_body_completes_keeps_its_connection_past_the_body_timeout():
+    with _serving(body_timeout_s=0.3) as (port, held, admission, outer):
+        holder = _fill(port, admission)
+        conn = _connect(port)
+        reader = Reader(conn)
+        request = _request(body=b"x" * 1000)
+        conn.sendall(request[:-900])
+        assert reader.response()[0] == 503
+        conn.sendall(request[-900:])  # the body completes in time
+        time.sleep(0.6)  # past the body timeout: the cancelled timer must not close the connection
+        held.release.set()
+        assert Reader(holder).response()[0] == 200
+        conn.sendall(_request(body=b"abc"))
+        status, _, out = reader.response()
+        assert status == 200 and json.loads(out) == {"n": 3}
