@@ -91,9 +91,11 @@ def settle_heap() -> None:
     A full collection walks every tracked object while holding the GIL: with a model and its
     libraries loaded (~0.5 million objects) that stopped the event loop for ~0.2 s every few seconds
     under load, answers and 503s alike. ``gc.freeze`` moves them to a generation the collector skips;
-    objects made later, per request, are collected as before. Called once, by the service, when the
-    worker has loaded and checked its scorers (a model reloaded later is a few objects: its trees
-    live in LightGBM's memory)."""
+    objects made later, per request, are collected as before. The service calls it when the worker
+    has loaded and checked its scorers, and after a reload that changed the model: what was frozen
+    and has become garbage since (the replaced model and its booster, held in reference cycles) is
+    unfrozen and collected first, once, instead of staying in memory for good."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 

@@ -194,7 +194,10 @@ class LeadScoring:
     def reload(self) -> dict:
         """Load the registry's current champion (after `leadscore promote` or `rollback`) without a
         restart; if it cannot be loaded, the service keeps what it had and says why."""
-        return self.core.reload()
+        result = self.core.reload()
+        if result["changed"]:
+            settle_heap()  # the replaced model collected, the new one frozen
+        return result
 
     @app.get("/metadata", response_model=MetadataOut, responses=ERRORS)
     def metadata(self) -> MetadataOut:

@@ -133,3 +133,46 @@ def test_the_worker_settles_its_heap_once_loaded(monkeypatch):
         assert gc.get_freeze_count() > frozen
     finally:
         gc.unfreeze()  # the test process goes on collecting as before
+
+
+def test_a_reload_that_changes_the_model_settles_the_heap_again(monkeypatch):
+    from leadscore.serving import service
+
+    class Core:
+        def __init__(self, changed):
+            self.changed = changed
+
+        def reload(self):
+            return {"changed": self.changed}
+
+    calls = []
+    monkeypatch.setattr(service, "settle_heap", lambda: calls.append("settled"))
+    svc = object.__new__(service.LeadScoring.inner)
+    for changed in (False, True):
+        svc.core = Core(changed)
+        assert svc.reload() == {"changed": changed}
+    assert calls == ["settled"]
+
+
+def test_what_was_frozen_and_became_garbage_is_collected_by_the_next_settle():
+    """A model replaced by a reload sits in reference cycles among frozen objects; frozen, the
+    collector never looks at it again. The next ``settle_heap`` unfreezes and collects it."""
+    import weakref
+
+    from leadscore.serving import core
+
+    class Model:
+        pass
+
+    old = Model()
+    old.self = old  # a cycle: only the collector frees it
+    gone = weakref.ref(old)
+    try:
+        core.settle_heap()
+        del old
+        gc.collect()
+        assert gone() is not None  # frozen: a collection does not see it
+        core.settle_heap()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
