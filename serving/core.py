@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 
 from leadscore.config.params import load_params
 from leadscore.config.settings import Settings, get_settings
+from leadscore.features.catalog import label
+from leadscore.features.contract import PERSONAL_COLUMNS
 from leadscore.features.online import OnlineFeatures
 from leadscore.models.accounts import buying_roles, summarize_accounts
 from leadscore.models.decision import LeadScore
@@ -83,6 +85,16 @@ class Scored:
     result: LeadScore | None = None
     features: dict = field(default_factory=dict)
     roles: list[str] = field(default_factory=list)  # buying-centre roles, when the lead is engaged
+
+
+def _not_read(lead, reads: frozenset[str], lang: str) -> list[str]:
+    """Warnings for the profile attributes of ``lead`` that the rules, answering without a model, do
+    not read (the service accepts them then; see ``service._reject_unknown_fields``)."""
+    ignored = sorted(k for k in (lead.model_extra or {}) if k not in reads and k not in PERSONAL_COLUMNS)
+    if lang == "de":
+        return [f"{label(k[:60], 'de')}: von den SLA-Regeln nicht gelesen (sie antworten, solange kein Modell bereitsteht)"
+                for k in ignored]
+    return [f"{k[:60]}: not read by the SLA rules (they answer while no model serves)" for k in ignored]
 
 
 def settle_heap() -> None:
@@ -196,10 +208,13 @@ class ScoringCore:
             else:
                 todo.append(i)
         if todo:
-            reads = self.profile_reads
+            reads, serving_model = self.profile_reads, self.model is not None
             leads = [live.inputs(request.leads[i], reads) for i in todo]
             loop = asyncio.get_running_loop()
             scored = await self._score_within_deadline(loop, leads, as_of_us, request.top_k, lang, request.what_if)
+            if not serving_model:
+                for i, s in zip(todo, scored):
+                    s.out.warnings.extend(_not_read(request.leads[i].lead, reads, lang))
             self._add_accounts(request, todo, leads, scored, as_of_us, lang)
             await loop.run_in_executor(self._rules_pool, self._with_ledger, scored, as_of, lang)
             for i, s in zip(todo, scored):

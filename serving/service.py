@@ -123,6 +123,13 @@ def _known_attributes(core: ScoringCore) -> set[str]:
 
 
 def _reject_unknown_fields(core: ScoringCore, leads, prefix: tuple) -> None:
+    """422 for profile attributes no scorer of this worker knows, while the model serves. While the
+    rules answer for a missing or refused model, the attributes that model read are unknown to
+    every scorer here, yet they are what the CRM sends: they are accepted and each answer lists
+    them in its warnings (``ScoringCore.score``), so the fallback answers instead of turning every
+    request into a 422."""
+    if core.model is None:
+        return
     known = _known_attributes(core)
     errors = [
         {"type": "extra_forbidden", "loc": (*prefix, i, "lead", key), "input": None,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from leadscore.config.settings import Settings
-from leadscore.features.contract import read_export
+from leadscore.features.contract import PERSONAL_COLUMNS, read_export
 from leadscore.features.snapshots import scoring_snapshots
 from leadscore.models.registry import CHECKSUM_FILE, use_tracking
 from tests.serving.test_service import request_for
@@ -258,3 +258,42 @@ def test_reload_keeps_the_model_when_the_new_one_fails_its_check(trained, tmp_pa
     answer = core.reload()
     assert not answer["changed"] and answer["model_version"] == kept_version and "boom" in answer["reason"]
     assert core.model is not None and core.model.version == kept_version and core.fallback_reason is None
+
+
+def test_with_the_registry_down_what_the_crm_sends_for_the_model_is_answered_by_the_rules(
+        trained, tmp_path, request_body, registry_down):
+    """On main the rules answered a model failure only in theory: the service refused, 422, every
+    profile attribute the rules do not read (here the demo's ``crm_system``, ``purchase_timeframe``,
+    …), which is what a CRM sends for the model. Now they are accepted, and each answer names them."""
+    from leadscore.serving.core import _not_read
+    from leadscore.serving.service import _reject_unknown_fields
+
+    core = _core(_settings(tmp_path))
+    assert core.model is None
+    extras = {k for item in request_body.leads for k in (item.lead.model_extra or {})}
+    unread = extras - core.profile_reads - set(PERSONAL_COLUMNS)
+    assert unread, "the demo leads carry attributes only the model reads"
+    _reject_unknown_fields(core, request_body.leads, ("body", "leads"))  # no 422
+    results = _score(core, request_body)
+    assert all(s.out.scorer == "rules" for s in results)
+    for item, s in zip(request_body.leads, results):
+        mine = sorted(set(item.lead.model_extra or {}) & unread)
+        assert [w.split(":")[0] for w in s.out.warnings if "not read by the SLA rules" in w] == mine
+    lead = next(item.lead for item in request_body.leads if set(item.lead.model_extra or {}) & unread)
+    de = _not_read(lead, core.profile_reads, "de")
+    assert de and all("von den SLA-Regeln nicht gelesen" in w for w in de)
+    assert not any(k in w for k in unread if "_" in k for w in de)  # German labels, not field keys
+
+
+def test_while_the_model_serves_an_attribute_no_scorer_knows_is_still_a_422(trained, tmp_path, request_body):
+    from fastapi.exceptions import RequestValidationError
+
+    from leadscore.serving.service import _reject_unknown_fields
+
+    core = _core(_settings(tmp_path))
+    assert core.model is not None
+    body = request_body.model_copy(deep=True)
+    body.leads[0].lead.__pydantic_extra__["no_such_attribute"] = "x"
+    with pytest.raises(RequestValidationError) as err:
+        _reject_unknown_fields(core, body.leads, ("body", "leads"))
+    assert "unknown field 'no_such_attribute'" in str(err.value.errors())
