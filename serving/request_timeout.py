@@ -35,7 +35,8 @@ class RequestTimeout:
             nonlocal started
             if not started:
                 started = True
-                limit.reschedule(None)  # the answer has begun: from here on, no limit
+                if not limit.expired():  # expired, the task is being cancelled; reschedule would raise
+                    limit.reschedule(None)  # the answer has begun: from here on, no limit
             await send(message)
 
         try:
