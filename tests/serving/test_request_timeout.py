@@ -73,16 +73,21 @@ async def _slow(scope, receive, send, *, before: float = 0.0, after: float = 0.0
     await send({"type": "http.response.body", "body": b"ok"})
 
 
+def _get(app, path: str) -> httpx.Response:
+    """One GET through ``app``, in process."""
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            return await client.get(path)
+
+    return asyncio.run(run())
+
+
 def test_no_answer_in_time_is_a_504_naming_the_limit():
     async def app(scope, receive, send):
         await _slow(scope, receive, send, before=5.0)
 
-    async def run():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=RequestTimeout(app, 0.05)),
-                                     base_url="http://test") as client:
-            return await client.get("/score")
-
-    resp = asyncio.run(run())
+    resp = _get(RequestTimeout(app, 0.05), "/score")
     assert resp.status_code == 504
     assert json.loads(resp.content)["detail"] == \
         "request: expected an answer within 0.05 s (traffic.timeout), found none by then"
@@ -94,12 +99,7 @@ def test_an_answer_that_has_begun_is_not_cut_off():
     async def app(scope, receive, send):
         await _slow(scope, receive, send, after=0.2)
 
-    async def run():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=RequestTimeout(app, 0.05)),
-                                     base_url="http://test") as client:
-            return await client.get("/")
-
-    resp = asyncio.run(run())
+    resp = _get(RequestTimeout(app, 0.05), "/")
     assert resp.status_code == 200 and resp.content == b"ok"
 
 
