@@ -19,15 +19,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 pipeline: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-## Main job: API keys (in .env), venv, demo export, pipeline, then the BentoML service on localhost:$(PORT)
+## Main job: API keys (in .env), venv, demo export, pipeline, then the BentoML service on localhost:$(PORT),
+## behind HAProxy (installed if missing and possible; without it the worker serves alone and says so)
 serve: keys pipeline
+	-scripts/system-deps.sh serve
 	$(BIN)/leadscore serve --port $(PORT) --print-curl
 
 ## An API key and the pseudonymisation key in .env (kept if present); prints how to use the key
 keys: venv
 	$(BIN)/leadscore keygen
 
-## System packages the tests use (PostgreSQL server, headless Chromium), installed only when missing
+## System packages the tests use (PostgreSQL server, headless Chromium, HAProxy), installed only when missing
 system-deps:
 	scripts/system-deps.sh
 

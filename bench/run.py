@@ -121,7 +121,8 @@ def serve_load_rows(ld: dict) -> list[tuple[str, str, str, str]]:
         return [f for f in ld["failures"] if f.startswith(f"{phase}:") or f"_{suffix} " in f or "after the overload" in f]
 
     rows = [("load test (locust): sustained",
-             f"{s['users']} users offering {s['offered_req_per_s']:,.0f} req/s for {s['duration_s']:.0f} s{quick}",
+             f"{s['users']} users offering {s['offered_req_per_s']:,.0f} req/s for {s['duration_s']:.0f} s, "
+             f"{'HAProxy in front (serving/front.py)' if ld.get('front') else 'no front (the worker alone)'}{quick}",
              f"{s['ok_req_per_s']:,.0f} req/s answered, p50 {s200.get('p50_ms', 0):.0f} ms, p99 {s200.get('p99_ms', 0):.0f} ms, "
              f"{not_ok} not 200{busy if s['busy'] else ''}",
              f"closed-loop capacity in the same run ({ld['probe']['users']} users): {ld['capacity_req_per_s']:,.0f} req/s")]

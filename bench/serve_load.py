@@ -6,7 +6,8 @@
 
 The same setup as ``bench/serve_speed.py`` (a private registry with a champion from a 5,000-lead
 demo export; ``bentoml serve`` with the service's workers; one lead per request, the open leads
-with the activity count nearest 50), then locust, headless, in its own process
+with the activity count nearest 50), behind HAProxy as ``leadscore serve`` puts it there
+(``serving/front.py``; ``--front none`` for the worker alone), then locust, headless, in its own process
 (``locust -f bench/locustfile.py --headless -u N -r N -t …s --host … --csv …``) three times, then
 one check:
 
@@ -131,6 +132,33 @@ def bare_peer(folder: Path) -> S.Server:
                     {**os.environ, **S.QUIET_ENV}, ROOT, folder / "bare_peer.log", f"{base}/livez", base)
 
 
+class Fronted:
+    """The service behind a front process (``--front``): requests go to the front, CPU counts both."""
+
+    def __init__(self, server: S.Server, front: S.Server) -> None:
+        self.server, self.front, self.base = server, front, front.base
+
+    def cpu_s(self) -> float:
+        return self.server.cpu_s() + self.front.cpu_s()
+
+
+def haproxy_front(folder: Path, upstream: str, env: dict) -> S.Server:
+    """HAProxy before the service as ``leadscore serve`` puts it there (``serving.front``), on a free port."""
+    from leadscore.config.settings import Settings
+    from leadscore.serving import front
+
+    port = S.free_port()
+    base = f"http://127.0.0.1:{port}"
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)  # the service's settings, read as the service reads them
+        config = front.write_config(folder, Settings(), f"127.0.0.1:{port}", upstream.removeprefix("http://"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return S.Server("haproxy front", front.command(config), env, ROOT, folder / "front.log", f"{base}/livez", base)
+
+
 def run_locust(server: S.Server, phase: str, users: int, seconds: float, bodies_file: Path, key: str, folder: Path,
                rate_per_user: float, timeout: float, honour_retry_after: bool = False) -> dict:
     """One headless locust run against ``server``; its status counts, latencies and CPU use."""
@@ -247,7 +275,8 @@ def report(result: dict) -> None:
 
     con = Console(width=None if sys.stdout.isatty() else 150)
     t = Table(title=f"locust against POST /score, one lead per request ({result['payload']['leads']} leads, "
-                    f"median {result['payload']['activities_median']:.0f} activities), {result['workers']} worker(s)")
+                    f"median {result['payload']['activities_median']:.0f} activities), {result['workers']} worker(s)"
+                    f"{', HAProxy in front' if result.get('front') else ', no front'}")
     for col in ("phase", "users", "offered req/s", "200 req/s", "p50 ms (200)", "p99 ms (200)", "statuses", "server cores"):
         t.add_column(col, justify="left" if col in ("phase", "statuses") else "right")
     for phase in ("probe", "sustained", *result["overloads"]):
@@ -301,8 +330,15 @@ def main() -> None:
                          "Retry-After), comma-separated")
     ap.add_argument("--timeout", type=float, default=10.0, help="client timeout per request (s); a timeout fails")
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 s probe, 5 s phases, 100 overload users")
+    ap.add_argument("--front", choices=("auto", "haproxy", "none"), default="auto",
+                    help="as `leadscore serve --front`: HAProxy before the worker (auto: when on PATH)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "serve_load.json")
     args = ap.parse_args()
+    from leadscore.serving import front as fronting
+
+    front_used = args.front == "haproxy" or (args.front == "auto" and fronting.binary() is not None)
+    if args.front == "haproxy" and fronting.binary() is None:
+        raise SystemExit("--front haproxy: expected haproxy on PATH, found none")
     if args.quick:
         args.probe_duration, args.duration, args.overload_users = 3.0, 5.0, 100
     S.on_signals()
@@ -325,7 +361,8 @@ def main() -> None:
         key = secrets.token_urlsafe(24)
         env = S.server_env(work, key)
         max_in_flight = _max_in_flight(env)
-        print(f"{len(ids)} leads, median {statistics.median(counts.values()):.0f} activities; workers {config['workers']}; "
+        print(f"{len(ids)} leads, median {statistics.median(counts.values()):.0f} activities; workers {config['workers']}"
+              f"{' behind HAProxy' if front_used else ', no front'}; "
               f"service admits {max_in_flight} requests in flight per worker", flush=True)
         server = S.bentoml_server(work, env)
         try:
@@ -333,6 +370,9 @@ def main() -> None:
             peer = bare_peer(folder).start()
             server.wait_ready()
             peer.wait_ready()
+            if front_used:
+                server = Fronted(server, haproxy_front(folder, server.base, env).start())
+                server.front.wait_ready()
             print(f"server ready at {server.base}; probe ({args.users} closed-loop users, {args.probe_duration:.0f} s) …", flush=True)
             common = dict(bodies_file=bodies_file, key=key, folder=folder, timeout=args.timeout)
             probe = run_locust(server, "probe", args.users, args.probe_duration, rate_per_user=0, **common)
@@ -361,7 +401,7 @@ def main() -> None:
     result = {
         "machine": S.machine(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
         "model": {"version": work["version"], "trees": work["trees"], "demo_leads": args.leads, "seed": args.seed},
-        "workers": config["workers"], "max_in_flight_per_worker": max_in_flight, "client_timeout_s": args.timeout,
+        "workers": config["workers"], "front": "haproxy" if front_used else None, "max_in_flight_per_worker": max_in_flight, "client_timeout_s": args.timeout,
         "payload": {"leads": len(ids), "activities_median": statistics.median(counts.values()),
                     "activities_min": min(counts.values()), "activities_max": max(counts.values())},
         "capacity_req_per_s": capacity, "sustained_fraction": None if args.rate else args.fraction,

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -1130,6 +1131,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
     print_curl: bool = typer.Option(False, "--print-curl", help="Print a curl that scores a demo lead."),
     data: str = typer.Option("data/demo", "--data", help="Export to take the --print-curl lead from."),
+    front: str = typer.Option("auto", "--front", help="haproxy: HAProxy on --port sheds and buffers bodies before the "
+                              "worker (serving/front.py); none: the worker on --port alone; auto: haproxy when on PATH."),
 ) -> None:
     """Start the BentoML scoring service (model from the registry alias, rules as fallback)."""
     from leadscore.config.settings import SettingsError, get_settings
@@ -1159,9 +1162,43 @@ def serve(
         except Exception as exc:  # the curl is a courtesy; the service still starts
             console.print(f"[yellow]no example lead:[/] {exc}")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage analytics from a lead-scoring service
+    from leadscore.serving import front as fronting
+
+    if front not in ("auto", "haproxy", "none"):
+        _fail(f"--front: expected auto, haproxy or none, found {front!r}")
+    haproxy = fronting.binary() if front != "none" else None
+    if front == "haproxy" and haproxy is None:
+        _fail("--front haproxy: expected haproxy on PATH, found none (Debian/Ubuntu: apt-get install haproxy)")
     bentoml = Path(sys.executable).with_name("bentoml")
-    cmd = [str(bentoml), "serve", "leadscore.serving.service:LeadScoring", "--host", host, "--port", str(port)]
-    os.execvp(cmd[0], cmd)
+
+    def worker(worker_host: str, worker_port: int) -> list[str]:
+        return [str(bentoml), "serve", "leadscore.serving.service:LeadScoring", "--host", worker_host,
+                "--port", str(worker_port)]
+
+    if haproxy is None:
+        if front == "auto":
+            console.print("[yellow]no HAProxy on PATH:[/] the worker sheds its own overload (slower under "
+                          "overload; see README, Performance)", highlight=False)
+        cmd = worker(host, port)
+        os.execvp(cmd[0], cmd)
+    worker_port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="leadscore-front-") as folder:
+        try:
+            config = fronting.write_config(Path(folder), settings, f"{host}:{port}", f"127.0.0.1:{worker_port}",
+                                           haproxy=haproxy)
+        except fronting.FrontError as exc:
+            _fail(str(exc))
+        console.print(f"front: HAProxy on {host}:{port} → worker on 127.0.0.1:{worker_port}", highlight=False)
+        code = fronting.run_both(worker("127.0.0.1", worker_port), fronting.command(config, haproxy))
+    raise typer.Exit(code)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 #   postgresql        server binaries (initdb, pg_ctl): the ledger tests start a real server
 #   chromium          headless browser for the screenshot tests (/usr/bin/chromium)
 #   fonts-dejavu-core a font, so headless pages render text the same everywhere
+#   haproxy           the front `leadscore serve` puts before the worker (serving/front.py)
+# `system-deps.sh serve` checks haproxy only: what `make serve` needs.
 # Debian/Ubuntu (apt-get). Quiet and quick when everything is present; safe to re-run.
 set -euo pipefail
 
@@ -22,12 +24,15 @@ have_package() {
 }
 
 missing=()
-have_postgres || missing+=(postgresql)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-if command -v dpkg-query >/dev/null 2>&1; then
-    have_package fonts-dejavu-core || missing+=(fonts-dejavu-core)
-elif [[ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
-    missing+=(fonts-dejavu-core)
+command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
+if [[ "${1:-}" != "serve" ]]; then
+    have_postgres || missing+=(postgresql)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    if command -v dpkg-query >/dev/null 2>&1; then
+        have_package fonts-dejavu-core || missing+=(fonts-dejavu-core)
+    elif [[ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+        missing+=(fonts-dejavu-core)
+    fi
 fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
@@ -36,7 +41,7 @@ fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing ${missing[*]}, and this is not a Debian/Ubuntu system (no apt-get)." >&2
-    echo "Install them with your package manager: PostgreSQL server (initdb, pg_ctl), chromium, DejaVu fonts." >&2
+    echo "Install them with your package manager: PostgreSQL server (initdb, pg_ctl), chromium, DejaVu fonts, haproxy." >&2
     exit 1
 fi
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -49,6 +50,16 @@ RETRY_AFTER_S = 1
 LOG_EVERY_S = 10.0
 FLUSH_EVERY_S = 0.5
 EXEMPT_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
+
+
+def worker_count() -> int:
+    """The service's worker processes (``LEADSCORE_WORKERS``, default 1): BentoML's and the front's."""
+    return int(os.environ.get("LEADSCORE_WORKERS", "1"))
+
+
+def over_capacity(in_flight: int, where: str = "in this worker") -> str:
+    """The 503 text, here and in the front (``serving.front``)."""
+    return f"over capacity ({in_flight} requests in flight {where}); retry after {RETRY_AFTER_S} s"
 
 
 def _fixed(status: int, detail: str, extra: list[tuple[bytes, bytes]] = ()) -> tuple[dict, dict]:
@@ -108,8 +119,7 @@ class Admission:
         # One prepared answer per in-flight count: nothing is formatted on the shedding path.
         n = self.in_flight
         if n not in self._over:
-            self._over[n] = _fixed(503, f"over capacity ({n} requests in flight in this worker); retry after "
-                                        f"{RETRY_AFTER_S} s", [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            self._over[n] = _fixed(503, over_capacity(n), [(b"retry-after", str(RETRY_AFTER_S).encode())])
         return self._over[n]
 
     async def __call__(self, scope, receive, send):

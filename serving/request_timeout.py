@@ -19,6 +19,9 @@ import asyncio
 
 from leadscore.serving.admission import _fixed
 
+# BentoML's ``traffic.timeout`` for this service (the deadline answers with the rules long before).
+TRAFFIC_TIMEOUT_S = 120
+
 
 class RequestTimeout:
     """ASGI middleware: 504 when a request has not begun its answer within ``timeout`` seconds."""

@@ -11,7 +11,6 @@ labels requests by raw path (lead ids), so it is switched off.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from datetime import datetime, timezone
 from typing import Literal
@@ -37,8 +36,8 @@ from leadscore.serving.schemas import (
     ScoreOut,
     ScoreRequest,
 )
-from leadscore.serving.admission import Admission, install_protocol
-from leadscore.serving.request_timeout import replace_bentoml_timeout
+from leadscore.serving.admission import Admission, install_protocol, worker_count
+from leadscore.serving.request_timeout import TRAFFIC_TIMEOUT_S, replace_bentoml_timeout
 from leadscore.serving.security import METRICS_PATH, Gate, Metrics, card_link, configure_logging
 
 ERRORS = {
@@ -163,8 +162,8 @@ def _refuse_too_much_work(core: ScoringCore, leads, what_if: bool, where: tuple)
 @bentoml.service(
     name="leadscore",
     # The deadline answers with the rules long before this; it only bounds a stuck worker.
-    traffic={"timeout": 120},
-    workers=int(os.environ.get("LEADSCORE_WORKERS", "1")),
+    traffic={"timeout": TRAFFIC_TIMEOUT_S},
+    workers=worker_count(),
     # BentoML's access log would print lead ids in paths; the gate logs pseudonymised lines instead.
     logging={"access": {"enabled": False}},
     # BentoML's /metrics is open to anyone and labels requests by raw path (a series per lead id);

@@ -68,8 +68,40 @@ def server(trained, tmp_path_factory):
         log.close()
 
 
+@pytest.fixture(scope="module")
+def fronted(server, tmp_path_factory):
+    """HAProxy before the same server, as `leadscore serve` puts it there (serving/front.py)."""
+    from leadscore.config.settings import Settings
+    from leadscore.serving import front
+
+    base, log_file = server
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("front")
+    config = front.write_config(folder, Settings(body_timeout_s=BODY_TIMEOUT_S), f"127.0.0.1:{port}",
+                                base.removeprefix("http://"))
+    proc = subprocess.Popen(front.command(config), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    fronted_base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, "HAProxy exited"
+            try:
+                if httpx.get(f"{fronted_base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "front not ready in 10 s"
+            time.sleep(0.1)
+        yield fronted_base, log_file
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.mark.server
-def test_bentoml_serve_answers_score(server, demo_dir):
+@pytest.mark.parametrize("via", ["server", "fronted"])
+def test_bentoml_serve_answers_score(via, request, demo_dir):
+    server = request.getfixturevalue(via)
     base, _ = server
     export = read_export(demo_dir)
     ids = scoring_snapshots(export, export.data_end)["lead_id"].head(3).tolist()
@@ -147,14 +179,16 @@ def test_server_logs_are_json_without_personal_data_or_keys(server, demo_dir):
 
 
 @pytest.mark.server
-def test_slow_bodies_hold_no_slot_and_are_cut_off_with_408(server, demo_dir):
+@pytest.mark.parametrize("via", ["server", "fronted"])
+def test_slow_bodies_hold_no_slot_and_are_cut_off_with_408(via, request, demo_dir):
     """On main 8 authenticated connections sending their body one byte at a time held every in-flight
     slot (a slot was taken before the body was read) and everyone else got 503. Now 12 such clients
     (more than the 8 slots) hold connections only: a complete request beside them is answered by the
-    model, and each trickling one gets 408 at LEADSCORE_BODY_TIMEOUT_S."""
+    model, and each trickling one gets 408 at LEADSCORE_BODY_TIMEOUT_S: from the worker, or from the
+    front before it."""
     import threading
 
-    base, _ = server
+    base, _ = request.getfixturevalue(via)
     host, port = base.removeprefix("http://").split(":")
     export = read_export(demo_dir)
     ids = scoring_snapshots(export, export.data_end)["lead_id"].iloc[60:62].tolist()
@@ -197,4 +231,4 @@ def test_slow_bodies_hold_no_slot_and_are_cut_off_with_408(server, demo_dir):
         stop.set()
         for s in slow:
             s.close()
-    assert answers == [b"HTTP/1.1 408 Request Timeout"] * 12, answers
+    assert [a.split(b" ")[:2] for a in answers] == [[b"HTTP/1.1", b"408"]] * 12, answers
