@@ -1193,6 +1193,22 @@ def serve(
     raise typer.Exit(code)
 
 
+@app.command("front-config")
+def front_config(
+    bind: str = typer.Option("0.0.0.0:3000", "--bind", help="Where HAProxy listens (host:port)."),
+    upstream: str = typer.Option("127.0.0.1:3001", "--upstream", help="The worker's host:port."),
+) -> None:
+    """Print the HAProxy configuration `leadscore serve` writes, for a front you run yourself."""
+    from leadscore.config.settings import SettingsError, get_settings
+    from leadscore.serving import front as fronting
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
+    out.print(fronting.haproxy_config(settings, bind, upstream), markup=False, highlight=False, soft_wrap=True)
+
+
 def _free_port() -> int:
     import socket
 

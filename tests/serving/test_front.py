@@ -324,3 +324,19 @@ def test_serve_refuses_an_unknown_front(monkeypatch, tmp_path):
     result = CliRunner().invoke(cli, ["serve", "--front", "nginx"])
     assert result.exit_code == 1
     assert "--front: expected auto, haproxy or none, found 'nginx'" in " ".join(result.output.split())
+
+
+def test_front_config_prints_what_serve_writes(monkeypatch, tmp_path):
+    """For a HAProxy run by the operator (a container, a host of its own): the same configuration."""
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEADSCORE_MAX_IN_FLIGHT", "5")
+    result = CliRunner().invoke(cli, ["front-config", "--bind", "0.0.0.0:8080", "--upstream", "127.0.0.1:3001"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == front.haproxy_config(Settings(), "0.0.0.0:8080", "127.0.0.1:3001").strip()
+    assert "srv_conn(worker/worker) ge 5" in result.output
+    (tmp_path / "printed.cfg").write_text(result.output)
+    assert subprocess.run(["haproxy", "-c", "-f", str(tmp_path / "printed.cfg")], capture_output=True).returncode == 0
