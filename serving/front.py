@@ -4,8 +4,8 @@ The worker's own shedding (``serving.admission.SheddingProtocol``) answers a 503
 event loop. But that loop also parses, validates and answers every admitted request, and shares
 one GIL with the model threads: under 25× overload on 2 cores a 503 to another caller waited
 p95 8–11 ms behind them (bench/serve_load.py, ``--front none``). HAProxy is a process of its own,
-written in C, with an event loop that does nothing else; the same 503 from it took p95 4.3 ms, at
-the level of a bare server on that loaded machine (4.6 ms).
+written in C, with an event loop that does nothing else; the same 503 from it took p95 4.0 ms, at
+the level of a bare server on that loaded machine (4.1 ms in the same run).
 
 ``haproxy_config`` writes its configuration from the service's settings (one source, no second copy):
 
@@ -39,8 +39,8 @@ from pathlib import Path
 from leadscore.serving.admission import EXEMPT_PATHS, RETRY_AFTER_S, over_capacity, worker_count
 from leadscore.serving.request_timeout import TRAFFIC_TIMEOUT_S
 
-# HAProxy's buffer per request. A bigger one costs under overload: with 1 MiB the 503's p95 went
-# from 4.0–4.4 ms (16–128 KiB) to 5.5–5.6 ms (bench/serve_load.py, two runs each).
+# HAProxy's buffer per request. A bigger one costs under overload: the 503's p95 was 4.0–4.4 ms with
+# 16–128 KiB (four runs) and 5.5–5.6 ms with 1 MiB (two runs; bench/serve_load.py, at once).
 BUFFER_BYTES = 1 << 17
 # A body declared up to this size is complete in the front before the worker sees the request (the
 # rest of the buffer holds the headers). A larger or chunked one is passed on as it arrives, outside
