@@ -12,7 +12,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -20,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.serving.live import free_port
 
 PG_USER = "leadscore"
 PG_PASSWORD = "pg-Secret-7f3a91"  # distinctive, so tests can assert it never leaks into messages
@@ -59,13 +60,6 @@ def _run(cmd: list[str], what: str, log: Path | None = None) -> None:
             f"command: {shlex.join(cmd)}\n{done.stdout}{done.stderr}\n{log_tail}",
             pytrace=False,
         )
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _server_dir() -> Path:
@@ -116,7 +110,7 @@ def postgres_url() -> Iterator[str]:
             "initdb",
         )
         for attempt in range(3):  # the free port may be taken between choosing and binding it
-            port = _free_port()
+            port = free_port()
             options = ["-h", "127.0.0.1", "-p", str(port), "-k", str(sockets)]
             for setting in FAST_SETTINGS:
                 options += ["-c", setting]

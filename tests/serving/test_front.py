@@ -21,12 +21,7 @@ import pytest
 from leadscore.config.settings import Settings
 from leadscore.serving import front
 from leadscore.serving.admission import RETRY_AFTER_S, over_capacity
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.serving.live import free_port, read_until, trickling, wait_ready
 
 
 class Worker:
@@ -79,7 +74,7 @@ class Worker:
 def _front(tmp_path, upstream: str, monkeypatch, max_in_flight: int = 2, body_timeout_s: float = 1.5):
     monkeypatch.setenv("LEADSCORE_MAX_IN_FLIGHT", str(max_in_flight))
     monkeypatch.setenv("LEADSCORE_BODY_TIMEOUT_S", str(body_timeout_s))
-    port = _free_port()
+    port = free_port()
     config = front.write_config(tmp_path, Settings(), f"127.0.0.1:{port}", upstream, workers=1)
     proc = subprocess.Popen(front.command(config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -171,40 +166,11 @@ def test_slow_bodies_are_held_by_the_front_and_cut_off_with_408(tmp_path, monkey
         host, port = base.removeprefix("http://").split(":")
         head = (f"POST /score HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
-        slow = [socket.create_connection((host, int(port)), timeout=10) for _ in range(5)]
-        stop = threading.Event()
-
-        def trickle():
-            for s in slow:
-                s.sendall(head)
-            for i in range(len(body)):
-                for s in slow:
-                    try:
-                        s.send(body[i:i + 1])
-                    except OSError:
-                        pass
-                if stop.wait(0.05):
-                    return
-
-        sender = threading.Thread(target=trickle, daemon=True)
-        sender.start()
-        try:
+        with trickling(host, int(port), head, body, clients=5, every_s=0.05, timeout=10) as slow:
             time.sleep(0.3)
             resp = httpx.post(f"{base}/score", content=b'{"leads": []}', timeout=5)
             assert resp.status_code == 200, resp.text
-            answers = []
-            for s in slow:
-                data = b""
-                while b"}" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                answers.append(data)
-        finally:
-            stop.set()
-            for s in slow:
-                s.close()
+            answers = [read_until(s, b"}") for s in slow]
         assert worker.seen == [b'{"leads": []}']  # no slow body reached the worker
         for data in answers:
             assert data.startswith(b"HTTP/1.1 408 "), data[:200]
@@ -237,7 +203,7 @@ def test_large_slow_bodies_go_to_the_worker_outside_the_fronts_count(tmp_path, m
 def test_the_fronts_own_errors_are_json_in_the_services_form(tmp_path, monkeypatch, worker):
     """No worker listening: 503 that says so, with Retry-After, in JSON. A request HAProxy cannot
     parse: 400 (HAProxy 2.6's own HTML page, see serving/front.py), and the front serves on."""
-    with _front(tmp_path, f"127.0.0.1:{_free_port()}", monkeypatch) as base:
+    with _front(tmp_path, f"127.0.0.1:{free_port()}", monkeypatch) as base:
         down = httpx.post(f"{base}/score", content=b"{}", timeout=10)
         assert down.status_code == 503
         assert down.json()["detail"].startswith("scoring worker: expected one listening, found none")
@@ -278,7 +244,7 @@ def test_leadscore_serve_puts_the_front_before_the_worker_and_stops_both(trained
     from leadscore.features.contract import read_export
     from leadscore.features.snapshots import scoring_snapshots
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(tmp_path / "bentoml"),
            "LEADSCORE_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}", "LEADSCORE_CACHE_DIR": str(tmp_path / "cache")}
     log_file = tmp_path / "serve.log"
@@ -288,16 +254,7 @@ def test_leadscore_serve_puts_the_front_before_the_worker_and_stops_both(trained
                                 start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, log_file.read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not ready in 180 s"
-            time.sleep(0.5)
+        wait_ready(f"{base}/readyz", proc, 180, lambda: log_file.read_text()[-3000:])
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any(c.name() == "haproxy" for c in children), [c.name() for c in children]
         assert f"front: HAProxy on 127.0.0.1:{port}" in log_file.read_text()

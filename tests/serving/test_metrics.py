@@ -3,10 +3,8 @@ per service instance. BentoML's own open /metrics is switched off, proved on a r
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import API_KEY
+from tests.serving.live import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -98,15 +97,9 @@ def test_each_instance_has_its_own_folder_outside_bentoml_home():
 # --- a real `bentoml serve`: BentoML's own /metrics no longer answers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
-    port, work = _free_port(), tmp_path_factory.mktemp("metrics-server")
+    port, work = free_port(), tmp_path_factory.mktemp("metrics-server")
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": str(work / "bentoml"),
            "LEADSCORE_LEDGER_URL": f"sqlite:///{work / 'ledger.db'}", "LEADSCORE_CACHE_DIR": str(work / "cache"),
            "LEADSCORE_METRICS_KEYS": METRICS_KEY}
@@ -118,16 +111,7 @@ def server(trained, tmp_path_factory):
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=work)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert proc.poll() is None, log_file.read_text()[-3000:]
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server not ready in 180 s"
-                time.sleep(0.5)
+            wait_ready(f"{base}/readyz", proc, 180, lambda: log_file.read_text()[-3000:])
             yield base, proc.pid, work
         finally:
             os.killpg(proc.pid, 15)

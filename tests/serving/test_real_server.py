@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from leadscore.features.contract import read_export
 from leadscore.features.snapshots import scoring_snapshots
 from tests.browser import dump_dom, screenshot
 from tests.conftest import API_KEY
+from tests.serving.live import free_port, read_until, trickling, wait_ready
 from tests.serving.test_service import request_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,16 +25,10 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 BODY_TIMEOUT_S = 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
     """The service as `leadscore serve` starts it, with its own ledger; yields (base URL, log file)."""
-    port = _free_port()
+    port = free_port()
     work = tmp_path_factory.mktemp("server")
     bentoml = Path(sys.executable).with_name("bentoml")
     log_file = work / "server.log"
@@ -48,16 +42,7 @@ def server(trained, tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log_file.read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server not ready in 120 s"
-            time.sleep(0.5)
+        wait_ready(f"{base}/readyz", proc, 120, lambda: log_file.read_text()[-3000:])
         yield base, log_file
     finally:
         os.killpg(proc.pid, 15)
@@ -75,23 +60,14 @@ def fronted(server, tmp_path_factory):
     from leadscore.serving import front
 
     base, log_file = server
-    port = _free_port()
+    port = free_port()
     folder = tmp_path_factory.mktemp("front")
     config = front.write_config(folder, Settings(body_timeout_s=BODY_TIMEOUT_S), f"127.0.0.1:{port}",
                                 base.removeprefix("http://"))
     proc = subprocess.Popen(front.command(config), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     fronted_base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert proc.poll() is None, "HAProxy exited"
-            try:
-                if httpx.get(f"{fronted_base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "front not ready in 10 s"
-            time.sleep(0.1)
+        wait_ready(f"{fronted_base}/readyz", proc, 10, lambda: "HAProxy exited")
         yield fronted_base, log_file
     finally:
         proc.terminate()
@@ -186,8 +162,6 @@ def test_slow_bodies_hold_no_slot_and_are_cut_off_with_408(via, request, demo_di
     (more than the 8 slots) hold connections only: a complete request beside them is answered by the
     model, and each trickling one gets 408 at LEADSCORE_BODY_TIMEOUT_S: from the worker, or from the
     front before it."""
-    import threading
-
     base, _ = request.getfixturevalue(via)
     host, port = base.removeprefix("http://").split(":")
     export = read_export(demo_dir)
@@ -195,40 +169,11 @@ def test_slow_bodies_hold_no_slot_and_are_cut_off_with_408(via, request, demo_di
     body = json.dumps(request_for(export, ids[:1], export.data_end)).encode()
     head = (f"POST /score HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {API_KEY}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-    slow = [socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 10) for _ in range(12)]
-    for s in slow:
-        s.sendall(head)
-    stop = threading.Event()
-
-    def trickle():
-        for i in range(len(body)):
-            for s in slow:
-                try:
-                    s.send(body[i:i + 1])
-                except OSError:
-                    pass
-            if stop.wait(0.2):
-                return
-
-    sender = threading.Thread(target=trickle, daemon=True)
-    sender.start()
-    try:
+    with trickling(host, int(port), head, body, clients=12, every_s=0.2, timeout=BODY_TIMEOUT_S + 10) as slow:
         time.sleep(0.5)
         t0 = time.monotonic()
         resp = httpx.post(f"{base}/score", json=request_for(export, ids[1:], export.data_end), headers=AUTH, timeout=10)
         assert resp.status_code == 200, resp.text[:300]
         assert resp.json()[0]["scorer"] == "model" and time.monotonic() - t0 < 2
-        answers = []
-        for s in slow:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            answers.append(data.split(b"\r\n", 1)[0])
-    finally:
-        stop.set()
-        for s in slow:
-            s.close()
+        answers = [read_until(s, b"\r\n\r\n").split(b"\r\n", 1)[0] for s in slow]
     assert [a.split(b" ")[:2] for a in answers] == [[b"HTTP/1.1", b"408"]] * 12, answers
