@@ -144,18 +144,11 @@ class Fronted:
 
 def haproxy_front(folder: Path, upstream: str, env: dict) -> S.Server:
     """HAProxy before the service as ``leadscore serve`` puts it there (``serving.front``), on a free port."""
-    from leadscore.config.settings import Settings
     from leadscore.serving import front
 
     port = S.free_port()
     base = f"http://127.0.0.1:{port}"
-    saved = dict(os.environ)
-    try:
-        os.environ.update(env)  # the service's settings, read as the service reads them
-        config = front.write_config(folder, Settings(), f"127.0.0.1:{port}", upstream.removeprefix("http://"))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    config = front.write_config(folder, _settings(env), f"127.0.0.1:{port}", upstream.removeprefix("http://"))
     return S.Server("haproxy front", front.command(config), env, ROOT, folder / "front.log", f"{base}/livez", base)
 
 
@@ -416,19 +409,25 @@ def main() -> None:
         sys.exit(1)
 
 
-def _max_in_flight(env: dict) -> int | None:
-    """The service's admission limit per worker, read the way it reads it (None if it has none)."""
+def _settings(env: dict):
+    """The service's settings, read as the service reads them: from ``env``."""
+    from leadscore.config.settings import Settings
+
     saved = dict(os.environ)
     try:
         os.environ.update(env)
-        from leadscore.config.settings import Settings
-
-        return getattr(Settings(), "max_in_flight", None)
-    except Exception:  # the setting is informative only
-        return None
+        return Settings()
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _max_in_flight(env: dict) -> int | None:
+    """The service's admission limit per worker (None if it has none)."""
+    try:
+        return getattr(_settings(env), "max_in_flight", None)
+    except Exception:  # the setting is informative only
+        return None
 
 
 if __name__ == "__main__":
